@@ -1,0 +1,95 @@
+"""Wiring with Pulumi mocks (no CLI, no hosts): what the program registers for a given stack config."""
+
+import json
+
+import pulumi
+import pytest
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components.config import PASSWORDS
+
+from tests.test_config import GOOD, KEY
+
+
+class Recorder(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.resources = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources.append(args)
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+def run_program(raw_config: dict):
+    """Runs the program's wiring under mocks with the given stack config, waits for every registration,
+    and returns the recorder and the Cloud component."""
+    mocks = Recorder()
+    pulumi.runtime.set_mocks(mocks, project="openstack-deploy", stack="unit", preview=False)
+    pulumi.runtime.set_all_config(
+        {f"openstack-deploy:{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in raw_config.items()}
+    )
+    from components import config
+    from components.cloud import Cloud
+
+    built = {}
+    _sync_await(run_pulumi_func(lambda: built.setdefault("cloud", Cloud("cloud", config.load()))))
+    return mocks, built["cloud"]
+
+
+def value(output):
+    return _sync_await(output.future())
+
+
+def secret(output):
+    return _sync_await(output.is_secret())
+
+
+def by_type(mocks, suffix):
+    return [r for r in mocks.resources if r.typ.endswith(suffix)]
+
+
+def test_one_host_component_per_host_with_its_secret_connection():
+    mocks, cloud = run_program(GOOD)
+    hosts = by_type(mocks, ":Host")
+    assert sorted(h.name for h in hosts) == ["cloud-cmp1", "cloud-ctl"]
+    conn = cloud.hosts["ctl"].connection
+    assert value(conn) == {"host": "10.0.0.10", "port": 22, "user": "root", "private_key": KEY, "dial_timeout": 120}
+    assert secret(conn)
+
+
+def test_passwords_generated_except_those_the_stack_sets():
+    raw = dict(GOOD, passwords={"keystone_admin": "chosen-by-operator"})
+    mocks, cloud = run_program(raw)
+    generated = sorted(r.name for r in by_type(mocks, "secrets:Password"))
+    assert "cloud-passwords-keystone_admin" not in generated
+    assert "cloud-passwords-nova_db" in generated
+    assert len(generated) == len(PASSWORDS) - 1
+    assert value(cloud.passwords["keystone_admin"]) == "chosen-by-operator"
+    assert secret(cloud.passwords["keystone_admin"]) and secret(cloud.passwords["nova_db"])
+
+
+def test_lab_stack_generates_its_ssh_key():
+    raw = {k: v for k, v in GOOD.items() if k != "ssh"}
+    raw["lab"] = {}
+    mocks, cloud = run_program(raw)
+    assert [r.name for r in by_type(mocks, "secrets:SshKey")] == ["cloud-lab-ssh-key"]
+    assert secret(cloud.hosts["cmp1"].connection)
+
+
+def test_bad_config_registers_nothing():
+    from components.config import ConfigError
+
+    with pytest.raises(ConfigError):
+        run_program(dict(GOOD, managementCidr="10.9.0.0/24"))
+
+
+def test_hosts_summary_names_address_and_roles():
+    _, cloud = run_program(GOOD)
+    assert cloud.hosts_summary == {
+        "ctl": {"address": "10.0.0.10", "roles": ["controller"]},
+        "cmp1": {"address": "10.0.0.11", "roles": ["compute"]},
+    }
