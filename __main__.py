@@ -5,7 +5,7 @@ import pulumi
 from components import config
 from components.cloud import Cloud
 
-cfg = config.load()  # raises a one-line ConfigError before any resource is registered
+cfg = config.load_or_exit()  # a mistake ends the run with one line naming the key, before any resource
 cloud = Cloud("cloud", cfg)
 
 pulumi.export("hosts", cloud.hosts_summary)

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -332,3 +333,17 @@ def load() -> CloudConfig:
         if k.startswith(prefix)
     }
     return parse(raw)
+
+
+# The language host's exit code for "the program has already shown the user what is wrong": Pulumi then
+# stops without adding its generic "program exited with non-zero exit code" line.
+_EXIT_AFTER_USER_MESSAGE = 32
+
+
+def load_or_exit() -> CloudConfig:
+    """`load`, for the program's entry point: a mistake is reported as one error line and the run ends."""
+    try:
+        return load()
+    except ConfigError as e:
+        pulumi.log.error(str(e))
+        sys.exit(_EXIT_AFTER_USER_MESSAGE)
