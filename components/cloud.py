@@ -7,9 +7,9 @@ from typing import Optional
 import pulumi
 
 from .config import CloudConfig
-from .host import Host, HostArgs
+from .host import Host, HostArgs, ssh_connection
+from .lab import Lab, LabArgs, cache_root, host_apt_sources
 from .passwords import Passwords
-from .providers.generated import GeneratedSshKey
 
 
 class Cloud(pulumi.ComponentResource):
@@ -18,13 +18,21 @@ class Cloud(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.passwords = Passwords(f"{name}-passwords", cfg.passwords, opts=child)
 
-        if cfg.ssh.private_key is not None:
-            private_key: pulumi.Input[str] = cfg.ssh.private_key.output()
-        else:  # a lab stack: its nodes trust a key pair made for the stack
-            private_key = GeneratedSshKey(f"{name}-lab-ssh-key", comment=f"{pulumi.get_stack()}-lab", opts=child).private_key
+        if cfg.lab is not None:  # the hosts are this machine's own nodes, made by the stack
+            self.lab: Optional[Lab] = Lab(
+                "lab",
+                LabArgs(cfg=cfg, stack=pulumi.get_stack(), cache_root=cache_root(), apt_sources=host_apt_sources()),
+                opts=child,
+            )
+            connections = self.lab.connections
+        else:
+            self.lab = None
+            assert cfg.ssh.private_key is not None  # config.parse requires it without a lab
+            key = cfg.ssh.private_key.output()
+            connections = {h.name: ssh_connection(h, cfg.ssh, key) for h in cfg.hosts}
 
         self.hosts = {
-            h.name: Host(f"{name}-{h.name}", HostArgs(spec=h, ssh=cfg.ssh, private_key=private_key), opts=child)
+            h.name: Host(f"{name}-{h.name}", HostArgs(spec=h, connection=connections[h.name]), opts=child)
             for h in cfg.hosts
         }
         # Exported on every stack: each host's management address and roles.

@@ -10,11 +10,27 @@ import pulumi
 from .config import HostSpec, SshSpec
 
 
+def ssh_connection(spec: HostSpec, ssh: SshSpec, private_key: pulumi.Input[str]) -> pulumi.Output[dict]:
+    """The connection to a configured host, as the dynamic providers take it (components/providers/ssh.py).
+    Secret as a whole, because it holds the private key."""
+    return pulumi.Output.secret(
+        pulumi.Output.from_input(private_key).apply(
+            lambda key: {
+                "host": spec.address,
+                "port": ssh.port,
+                "user": ssh.user,
+                "private_key": key,
+                "dial_timeout": ssh.dial_timeout,
+            }
+        )
+    )
+
+
 @dataclass(frozen=True)
 class HostArgs:
     spec: HostSpec
-    ssh: SshSpec
-    private_key: pulumi.Input[str]  # a secret: from the stack config, or the lab's generated key
+    # From the stack config (ssh_connection) or from a lab node, whose boot it then waits for.
+    connection: pulumi.Input[dict]
 
 
 class Host(pulumi.ComponentResource):
@@ -26,17 +42,5 @@ class Host(pulumi.ComponentResource):
         super().__init__("openstack-deploy:infra:Host", name, None, opts)
         self.spec = args.spec
         self.address = args.spec.address
-        # A plain dict, as the dynamic providers take it (components/providers/ssh.py); secret as a whole
-        # because it holds the private key.
-        self.connection = pulumi.Output.secret(
-            pulumi.Output.from_input(args.private_key).apply(
-                lambda key: {
-                    "host": args.spec.address,
-                    "port": args.ssh.port,
-                    "user": args.ssh.user,
-                    "private_key": key,
-                    "dial_timeout": args.ssh.dial_timeout,
-                }
-            )
-        )
+        self.connection = pulumi.Output.secret(args.connection)
         self.register_outputs({"address": self.address, "roles": list(args.spec.roles)})

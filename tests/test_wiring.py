@@ -72,12 +72,23 @@ def test_passwords_generated_except_those_the_stack_sets():
     assert secret(cloud.passwords["keystone_admin"]) and secret(cloud.passwords["nova_db"])
 
 
-def test_lab_stack_generates_its_ssh_key():
+def test_lab_stack_builds_a_node_per_host_and_connects_through_it():
     raw = {k: v for k, v in GOOD.items() if k != "ssh"}
-    raw["lab"] = {}
+    raw["lab"] = {"bridge": "osdtest0"}
     mocks, cloud = run_program(raw)
-    assert [r.name for r in by_type(mocks, "secrets:SshKey")] == ["cloud-lab-ssh-key"]
+    names = sorted(r.name for r in mocks.resources if r.typ.startswith("pulumi-python:dynamic/lab:"))
+    assert names == sorted(
+        ["lab-host-packages", "lab-bridge", "lab-package-cache", "lab-base-image"]
+        + [f"lab-{n}-{step}" for n in ("ctl", "cmp1") for step in ("network", "rootfs", "boot")]
+    )
+    assert [r.name for r in by_type(mocks, "secrets:SshKey")] == ["lab-ssh-key"]
+    bridge = by_type(mocks, "lab:Bridge")[0].inputs
+    assert bridge["name"] == "osdtest0" and bridge["address_cidr"] == "10.0.0.1/24"
+    net = {r.name: r.inputs for r in by_type(mocks, "lab:NodeNetwork")}["lab-cmp1-network"]
+    assert net["address_cidr"] == "10.0.0.11/24" and net["gateway"] == "10.0.0.1" and len(net["veth"]) <= 15
+    # The host's connection is the lab node's output: steps on the host wait for the node's boot.
     assert secret(cloud.hosts["cmp1"].connection)
+    assert value(cloud.hosts["cmp1"].connection)["host"] == "10.0.0.11"
 
 
 def test_bad_config_registers_nothing():
