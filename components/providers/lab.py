@@ -70,17 +70,6 @@ def wait_gone(pid: int, expect: str, timeout: float) -> bool:
     return True
 
 
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                out += [int(p) for p in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
 class _Provider(ResourceProvider):
     """Common shape: `apply` makes the thing exist as `props` say (idempotent); `exists` reads the machine."""
 
@@ -210,7 +199,7 @@ class PackageCacheProvider(_Provider):
     replace_on = ("address", "port", "state_dir")
 
     def identity(self, props):
-        return f"{props['address']}:{props['port']}"
+        return f"{props['address']}:{int(props['port'])}"
 
     def _pid(self, props) -> Optional[int]:
         try:
@@ -234,7 +223,7 @@ class PackageCacheProvider(_Provider):
         sh(
             "/usr/sbin/apt-cacher-ng", "-c", conf,
             "ForeGround=0", f"CacheDir={props['cache_dir']}", f"LogDir={state}/log",
-            f"PidFile={state}/apt-cacher-ng.pid", f"BindAddress={props['address']}", f"Port={props['port']}",
+            f"PidFile={state}/apt-cacher-ng.pid", f"BindAddress={props['address']}", f"Port={int(props['port'])}",
             "SocketPath=", "ExThreshold=30",
         )
         wait_for_port(props["address"], int(props["port"]), 20, "package cache")
@@ -390,6 +379,48 @@ class NodeRootfsProvider(_Provider):
         if _is_mountpoint(f"{d}/root"):
             sh("umount", f"{d}/root")
         shutil.rmtree(d, ignore_errors=True)
+        try:
+            os.removedirs(os.path.dirname(d))  # the stack's now empty folders, up to the first non-empty one
+        except OSError:
+            pass
+
+
+def netns_processes(netns: str) -> list[int]:
+    """Every process inside the network namespace /run/netns/NETNS: a lab node's processes, whoever started them."""
+    try:
+        target = os.stat(f"/run/netns/{netns}")
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                st = os.stat(f"/proc/{entry}/ns/net")
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                pids.append(int(entry))
+    return pids
+
+
+def node_init(netns: str) -> Optional[int]:
+    """The node's PID 1 (systemd, as the host sees it), or None if the node is not running."""
+    for pid in netns_processes(netns):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                nspid = next((line.split()[1:] for line in f if line.startswith("NSpid:")), [])
+        except OSError:
+            continue
+        if len(nspid) > 1 and nspid[-1] == "1":
+            return pid
+    return None
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 class NodeProvider(_Provider):
@@ -397,8 +428,9 @@ class NodeProvider(_Provider):
 
     `--register=no --keep-unit` because the deployer may have no system bus (PID 1 not systemd); the node's
     network comes from its namespace, not from nspawn. Ready when SSH answers and systemd has finished
-    booting. Delete asks for an orderly shutdown and, past `stop_timeout`, kills the node's init, which ends
-    every process of the node.
+    booting. The node is alive while its init runs in its namespace (so a killed nspawn whose node lives
+    on is still that node). Stopping asks for an orderly poweroff and, past `stop_timeout`, kills the
+    node's init, which ends every process of the node.
     """
 
     replace_on = ("machine", "root", "netns")
@@ -407,8 +439,7 @@ class NodeProvider(_Provider):
         return props["machine"]
 
     def apply(self, props):
-        if props.get("pid") and process_alive(int(props["pid"]), props["machine"]):
-            self.delete("", props)
+        self.stop(props)  # a node left running outside the state (an earlier crash) is not reused
         log = open(f"{props['log']}", "ab")
         proc = subprocess.Popen(
             [
@@ -436,23 +467,23 @@ class NodeProvider(_Provider):
         return UpdateResult(outs=dict(news, pid=olds["pid"]))
 
     def exists(self, props):
-        return bool(props.get("pid")) and process_alive(int(props["pid"]), props["machine"])
+        return node_init(props["netns"]) is not None
+
+    def stop(self, props) -> None:
+        netns, nspawn = props["netns"], int(props.get("pid") or 0)
+        init = node_init(netns)
+        if init is not None:
+            _kill(init, signal.SIGRTMIN + 4)  # systemd: orderly poweroff
+            if not wait_gone(init, "", float(props.get("stop_timeout", 30))):
+                _kill(init, signal.SIGKILL)  # ends the node's whole PID namespace
+                wait_gone(init, "", 15)
+        for pid in netns_processes(netns):  # nothing of the node may outlive it
+            _kill(pid, signal.SIGKILL)
+        if nspawn and not wait_gone(nspawn, props["machine"], 10):
+            _kill(nspawn, signal.SIGKILL)
 
     def delete(self, _id, props):
-        pid = int(props.get("pid") or 0)
-        if not pid or not process_alive(pid, props["machine"]):
-            return
-        os.kill(pid, signal.SIGTERM)  # nspawn asks the node's systemd for an orderly poweroff
-        if wait_gone(pid, props["machine"], float(props.get("stop_timeout", 30))):
-            return
-        for init in children(pid):  # the node's PID 1: killing it ends its whole PID namespace
-            try:
-                os.kill(init, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if not wait_gone(pid, props["machine"], 15):
-            os.kill(pid, signal.SIGKILL)
-            wait_gone(pid, props["machine"], 5)
+        self.stop(props)
 
 
 # ---------------------------------------------------------------------------------------------- resources
