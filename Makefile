@@ -4,9 +4,9 @@
 bootstrap:
 	@scripts/bootstrap
 
-# The main job: the lab stack (today: its preview; it grows with the lab and the OpenStack services).
+# The main job: bring up the lab stack (its nodes on this machine; the OpenStack services grow issue by issue).
 lab: bootstrap
-	@scripts/lab preview
+	@scripts/lab up
 
 test: bootstrap
 	@venv/bin/python -m pytest -q tests

@@ -33,35 +33,10 @@ def test_language_host_and_dynamic_provider_plugin_are_on_path(env):
         assert shutil.which(tool, path=env["PATH"]), tool
 
 
-def test_lab_stack_up_then_no_changes_then_destroy(project):
-    """Dynamic provider resources (generated secrets) go through the real engine end to end."""
-    s = stack(project, "lab")
-    preview = s.preview()
-    assert preview.change_summary.get("create", 0) >= 17
-    up = s.up()
-    assert up.summary.result == "succeeded"
-    assert set(up.outputs["hosts"].value) == {"controller", "compute1"}
-    s.preview(expect_no_changes=True)
-    # Every generated secret is ciphertext in the backend's files (the export here shows them decrypted).
-    generated = [
-        plaintext(r["outputs"].get("value") or r["outputs"].get("private_key"))
-        for r in s.export_stack().deployment["resources"]
-        if r["type"].startswith("pulumi-python:dynamic/secrets:")
-    ]
-    assert len(generated) == 15 and all(generated)
-    backend = project[1]["PULUMI_BACKEND_URL"].removeprefix("file://")
-    for folder, _, files in os.walk(backend):
-        for name in files:
-            with open(os.path.join(folder, name), errors="replace") as f:
-                text = f.read()
-            assert not any(secret in text for secret in generated), name
-    s.destroy()
-    assert s.export_stack().deployment.get("resources") in (None, [])
-
-
-def plaintext(value):
-    """A secret as `stack export --show-secrets` gives it: a signature object with its plaintext (JSON)."""
-    return json.loads(value["plaintext"]) if isinstance(value, dict) else value
+def test_lab_stack_preview_runs_the_dynamic_provider_plugin(project):
+    """A preview of the lab stack asks pulumi-resource-pulumi-python to check every dynamic resource."""
+    preview = stack(project, "lab").preview()
+    assert preview.change_summary.get("create", 0) >= 28
 
 
 BAD = [
