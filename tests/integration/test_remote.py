@@ -1,0 +1,41 @@
+"""The remote building blocks against a real lab node: files and commands, their facts, drift and undo."""
+
+from components.providers import remote
+from tests.integration.test_lab import NODES, lab, private_key  # noqa: F401  (lab is a fixture)
+
+
+def test_remote_file_and_command_read_the_host_and_undo(lab):  # noqa: F811
+    lab.up()
+    conn = {"host": NODES["controller"], "private_key": private_key(lab)}
+
+    files = remote._FileProvider()
+    want = {"connection": conn, "path": "/etc/osd-test/a.conf", "content": "[x]\ny = 1\n",
+            "mode": "0640", "owner": "root", "group": "root", "sha256": None}
+    made = files.create(want)
+    assert not files.diff(made.id, files.read(made.id, made.outs).outs, want).changes
+    remote._run(conn, "echo edited-by-hand >> /etc/osd-test/a.conf; chmod 0644 /etc/osd-test/a.conf", None, "edit")
+    drift = files.read(made.id, made.outs).outs
+    assert drift["mode"] == "0644" and files.diff(made.id, drift, want).changes  # a hand edit is drift
+    files.update(made.id, drift, want)
+    assert not files.diff(made.id, files.read(made.id, made.outs).outs, want).changes  # and is repaired
+    files.delete(made.id, want)
+    assert files.read(made.id, made.outs).id is None
+
+    commands = remote._CommandProvider()
+    step = {"connection": conn, "create": "mkdir -p /srv/x && cat > /srv/x/secret", "delete": "rm -rf /srv/x",
+            "check": "test -s /srv/x/secret", "stdin": "s3cret", "triggers": [], "keep_stdout": False, "timeout": 60}
+    done = commands.create(step)
+    assert done.outs["stdout"] is None  # nothing of the command's output is kept unless asked
+    assert commands.read(done.id, done.outs).id == done.id
+    remote._run(conn, "rm -rf /srv/x", None, "undo by hand")
+    assert commands.read(done.id, done.outs).id is None  # the fact is gone: up runs the step again
+    commands.create(step)
+    commands.delete(done.id, step)
+    assert commands.read(done.id, done.outs).id is None
+
+    try:
+        remote._run(conn, "echo boom >&2; exit 4", None, "a failing step")
+    except remote.RemoteError as e:
+        assert str(e) == f"root@{NODES['controller']}:22: a failing step failed (exit 4): boom"
+    else:
+        raise AssertionError("a failing step did not raise")
