@@ -451,13 +451,11 @@ class NodeProvider(_Provider):
         )
         log.close()
         try:
-            client = ssh.connect(props["connection"], dial_timeout=120)
+            state = ssh.execute(
+                props["connection"], "timeout 120 systemctl is-system-running --wait || true", timeout=150, dial_timeout=120
+            ).stdout.strip()
         except ssh.SshError as e:
             raise LabError(f"node {props['hostname']} did not answer SSH after boot ({e}); see {props['log']}") from None
-        try:
-            state = ssh.run(client, "timeout 120 systemctl is-system-running --wait || true", timeout=150).stdout.strip()
-        finally:
-            client.close()
         if state not in ("running", "degraded"):
             raise LabError(f"node {props['hostname']}: systemd is {state or 'unknown'} after boot; see {props['log']}")
         return dict(props, pid=proc.pid)

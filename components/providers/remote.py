@@ -23,11 +23,7 @@ class RemoteError(RuntimeError):
 
 
 def _run(conn: dict, script: str, stdin: Optional[str], what: str, timeout: float = 1800) -> ssh.Result:
-    client = ssh.connect(conn)
-    try:
-        result = ssh.run(client, f"sh -ec {shlex.quote(script)}", stdin=stdin, timeout=timeout)
-    finally:
-        client.close()
+    result = ssh.execute(conn, f"sh -ec {shlex.quote(script)}", stdin=stdin, timeout=timeout)
     if result.exit_status != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
         raise RemoteError(f"{ssh.describe(conn)}: {what} failed (exit {result.exit_status}): {tail}")
@@ -56,12 +52,7 @@ class _CommandProvider(ResourceProvider):
 
     def read(self, id_, props):
         if props.get("check"):
-            client = ssh.connect(props["connection"])
-            try:
-                ok = ssh.run(client, f"sh -ec {shlex.quote(props['check'])}", timeout=120).exit_status == 0
-            finally:
-                client.close()
-            if not ok:
+            if ssh.execute(props["connection"], f"sh -ec {shlex.quote(props['check'])}", timeout=120).exit_status != 0:
                 return ReadResult(None, {})  # the fact is gone: the next up runs the step again
         return ReadResult(id_=id_, outs=props)
 
@@ -100,11 +91,7 @@ class RemoteCommand(Resource, module="remote", name="Command"):
 
 def _file_fact(conn: dict, path: str) -> Optional[dict[str, str]]:
     script = f"test -f {shlex.quote(path)} || exit 3; sha256sum {shlex.quote(path)}; stat -c '%a %U %G' {shlex.quote(path)}"
-    client = ssh.connect(conn)
-    try:
-        result = ssh.run(client, script, timeout=60)
-    finally:
-        client.close()
+    result = ssh.execute(conn, script, timeout=60)
     if result.exit_status == 3:
         return None
     if result.exit_status != 0:

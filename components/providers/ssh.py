@@ -114,3 +114,13 @@ def run(
     status = chan.recv_exit_status()
     chan.close()
     return Result(status, out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace"))
+
+
+def execute(conn: Mapping[str, Any], command: str, stdin: Optional[str] = None, timeout: float = 1800,
+            dial_timeout: Optional[float] = None) -> Result:
+    """Connects, runs one command, and closes: the unit every remote step is made of."""
+    client = connect(conn, dial_timeout)
+    try:
+        return run(client, command, stdin=stdin, timeout=timeout)
+    finally:
+        client.close()
