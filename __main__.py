@@ -9,3 +9,6 @@ cfg = config.load_or_exit()  # a mistake ends the run with one line naming the k
 cloud = Cloud("cloud", cfg)
 
 pulumi.export("hosts", cloud.hosts_summary)
+pulumi.export("auth_url", cloud.keystone.auth_url)
+pulumi.export("admin_openrc", cloud.keystone.admin_openrc)  # secret
+pulumi.export("clouds_yaml", cloud.keystone.clouds_yaml)  # secret; cloud name `admin`

@@ -1,4 +1,9 @@
-"""The assembly: builds the cloud's components from the typed config, in install order."""
+"""The assembly: builds the cloud's components from the typed config, in the seeds' install order.
+
+Hosts first (names, then packages), then on the controller MariaDB, RabbitMQ, memcached and Keystone.
+Every later service takes what it needs from those (a database server, the transport URL, the admin
+cloud) as data, so Pulumi's dependency graph is the install order.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,25 @@ from typing import Optional
 
 import pulumi
 
-from .config import CloudConfig
+from .config import CloudConfig, HostSpec
 from .host import Host, HostArgs, ssh_connection
+from .keystone import Keystone, KeystoneArgs
 from .lab import Lab, LabArgs, cache_root, host_apt_sources
+from .mariadb import MariaDB, MariaDBArgs
+from .memcached import Memcached, MemcachedArgs
 from .passwords import Passwords
+from .rabbitmq import RabbitMQ, RabbitMQArgs
+from .render import merged_overrides
+
+# The logical package sets (profiles.py) each role's services need.
+ROLE_PACKAGES = {
+    "controller": ("mariadb", "rabbitmq", "memcached", "web_server", "keystone"),
+    "compute": (),
+}
+
+
+def host_packages(cfg: CloudConfig, host: HostSpec) -> tuple[str, ...]:
+    return cfg.profile.package_set(*(name for role in host.roles for name in ROLE_PACKAGES[role]))
 
 
 class Cloud(pulumi.ComponentResource):
@@ -31,10 +51,40 @@ class Cloud(pulumi.ComponentResource):
             key = cfg.ssh.private_key.output()
             connections = {h.name: ssh_connection(h, cfg.ssh, key) for h in cfg.hosts}
 
+        names = {h.name: h.address for h in cfg.hosts}
         self.hosts = {
-            h.name: Host(f"{name}-{h.name}", HostArgs(spec=h, connection=connections[h.name]), opts=child)
+            h.name: Host(
+                f"{name}-{h.name}",
+                HostArgs(spec=h, connection=connections[h.name], names=names, profile=cfg.profile,
+                         packages=host_packages(cfg, h)),
+                opts=child,
+            )
             for h in cfg.hosts
         }
+        controller = self.hosts[cfg.controller.name]
+        profile = cfg.profile
+
+        self.mariadb = MariaDB("mariadb", MariaDBArgs(host=controller, profile=profile), opts=child)
+        self.rabbitmq = RabbitMQ(
+            "rabbitmq", RabbitMQArgs(host=controller, profile=profile, password=self.passwords["rabbitmq"]), opts=child
+        )
+        self.memcached = Memcached("memcached", MemcachedArgs(host=controller, profile=profile), opts=child)
+        self.keystone = Keystone(
+            "keystone",
+            KeystoneArgs(
+                host=controller,
+                profile=profile,
+                region=cfg.region,
+                database=self.mariadb.server,
+                db_password=self.passwords["keystone_db"],
+                admin_password=self.passwords["keystone_admin"],
+                memcache_servers=self.memcached.servers,
+                public_host=cfg.vip or controller.address,
+                overrides=merged_overrides(cfg.overrides.get("keystone", {}), controller.spec.overrides.get("keystone", {})),
+            ),
+            opts=child,
+        )
+
         # Exported on every stack: each host's management address and roles.
         self.hosts_summary = {h.name: {"address": h.address, "roles": list(h.roles)} for h in cfg.hosts}
         self.register_outputs({"hosts": self.hosts_summary})

@@ -28,7 +28,6 @@ SERVICES = ("keystone", "glance", "placement", "nova", "neutron", "horizon")
 # Every generated password in one place (kolla's passwords.yml). A stack may set any of them as a
 # secret in `passwords`; the rest are generated once and kept, encrypted, in the stack's state.
 PASSWORDS = (
-    "mariadb_root",
     "rabbitmq",
     "keystone_admin",
     "keystone_db",

@@ -1,13 +1,25 @@
-"""One managed host: its name, management address, roles and the SSH connection every remote step uses."""
+"""One managed host: its name, management address, roles and the SSH connection every remote step uses.
+
+Before anything is installed, the host gets the cloud's names in /etc/hosts (a managed block) and a check
+that it resolves every name to its management address: the classic failure of a name mapped to the wrong
+NIC (Keystone answering HTTP 500) stops here, naming the host, the name and the address.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import shlex
 from dataclasses import dataclass
-from typing import Optional
+from typing import Mapping, Optional
 
 import pulumi
 
+from .blocks.steps import package_set
 from .config import HostSpec, SshSpec
+from .profiles import Profile
+from .providers.remote import RemoteCommand
+
+BEGIN, END = "# BEGIN openstack-deploy", "# END openstack-deploy"
 
 
 def ssh_connection(spec: HostSpec, ssh: SshSpec, private_key: pulumi.Input[str]) -> pulumi.Output[dict]:
@@ -26,15 +38,72 @@ def ssh_connection(spec: HostSpec, ssh: SshSpec, private_key: pulumi.Input[str])
     )
 
 
+def hosts_block(names: Mapping[str, str]) -> str:
+    return "\n".join([BEGIN, *(f"{address} {name}" for name, address in names.items()), END]) + "\n"
+
+
+_LOOPBACK_MARK = "# disabled by openstack-deploy: "
+
+
+def write_block_script(names: Mapping[str, str]) -> str:
+    """Replaces the managed block of /etc/hosts with stdin, keeping every other line, and comments out the
+    line some distributions add mapping the host's own name to 127.0.1.1 (the install guide says to)."""
+    names_re = "|".join(names)
+    return (
+        "block=$(cat); touch /etc/hosts; "
+        f"awk -v b={shlex.quote(BEGIN)} -v e={shlex.quote(END)} -v m={shlex.quote(_LOOPBACK_MARK)} "
+        f"-v n={shlex.quote(f'^({names_re})$')} "
+        "'$0==b{skip=1;next} $0==e{skip=0;next} skip{next} "
+        "$1 ~ /^127\\./ && $1 != \"127.0.0.1\" { for (i = 2; i <= NF; i++) if ($i ~ n) { print m $0; next } } "
+        "{print}' /etc/hosts > /etc/hosts.osd-new; "
+        'printf "%s\\n" "$block" >> /etc/hosts.osd-new; cat /etc/hosts.osd-new > /etc/hosts; rm -f /etc/hosts.osd-new'
+    )
+
+
+def remove_block_script() -> str:
+    return (
+        f"awk -v b={shlex.quote(BEGIN)} -v e={shlex.quote(END)} -v m={shlex.quote(_LOOPBACK_MARK)} "
+        "'$0==b{skip=1;next} $0==e{skip=0;next} skip{next} index($0, m)==1 {print substr($0, length(m)+1); next} {print}' "
+        "/etc/hosts > /etc/hosts.osd-new && cat /etc/hosts.osd-new > /etc/hosts && rm -f /etc/hosts.osd-new"
+    )
+
+
+def block_check_script(block: str) -> str:
+    digest = hashlib.sha256(block.encode()).hexdigest()
+    return (
+        f"test \"$(awk -v b={shlex.quote(BEGIN)} -v e={shlex.quote(END)} "
+        "'$0==b{on=1} on{print} $0==e{on=0}' /etc/hosts | sha256sum | cut -d' ' -f1)\" = " + digest
+    )
+
+
+def name_check_script(names: Mapping[str, str]) -> str:
+    """Fails, naming each wrong mapping, unless this host resolves every name to its management address."""
+    pairs = " ".join(shlex.quote(f"{name}={address}") for name, address in names.items())
+    return (
+        f"fail=0; for pair in {pairs}; do n=${{pair%%=*}}; want=${{pair#*=}}; "
+        "got=$(getent ahostsv4 \"$n\" | awk '{print $1}' | sort -u | tr '\\n' ' ' | sed 's/ $//'); "
+        'if [ "$got" != "$want" ]; then '
+        'echo "host $(hostname) maps $n to ${got:-nothing} (expected $want, its management address): fix /etc/hosts or DNS" >&2; '
+        "fail=1; fi; done; exit $fail"
+    )
+
+
 @dataclass(frozen=True)
 class HostArgs:
     spec: HostSpec
     # From the stack config (ssh_connection) or from a lab node, whose boot it then waits for.
     connection: pulumi.Input[dict]
+    # Every host's name and management address, for /etc/hosts and the resolution check.
+    names: Mapping[str, str]
+    profile: Profile
+    # Distribution packages of every service the host runs, installed in one go once the names check out.
+    packages: tuple[str, ...] = ()
 
 
 class Host(pulumi.ComponentResource):
-    """Carries a host's connection; remote steps on the host are parented to it and named `{name}-{host}-{step}`."""
+    """A prepared host. Its `connection` resolves only after the name check passed and its packages are in,
+    so every step that uses it (parented to it, named `{name}-{step}`) runs on a host that resolves the
+    cloud's names correctly and has what it needs."""
 
     connection: pulumi.Output[dict]
 
@@ -42,5 +111,34 @@ class Host(pulumi.ComponentResource):
         super().__init__("openstack-deploy:infra:Host", name, None, opts)
         self.spec = args.spec
         self.address = args.spec.address
-        self.connection = pulumi.Output.secret(args.connection)
+        child = pulumi.ResourceOptions(parent=self)
+        block = hosts_block(args.names)
+        etc_hosts = RemoteCommand(
+            f"{name}-etc-hosts",
+            connection=args.connection,
+            create=write_block_script(args.names),
+            update=write_block_script(args.names),
+            delete=remove_block_script(),
+            check=block_check_script(block),
+            stdin=block,
+            opts=child,
+        )
+        check = name_check_script(args.names)
+        name_check = RemoteCommand(
+            f"{name}-name-check",
+            connection=args.connection,
+            create=check,
+            update=check,
+            check=check,
+            triggers=[block],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[etc_hosts]),
+        )
+        ready = [name_check.id]
+        if args.packages:
+            names_ok = pulumi.Output.all(args.connection, name_check.id).apply(lambda values: values[0])
+            packages = package_set(f"{name}-packages", names_ok, args.profile, args.packages, opts=child)
+            ready.append(packages.id)
+        self.connection = pulumi.Output.secret(
+            pulumi.Output.all(args.connection, *ready).apply(lambda values: values[0])
+        )
         self.register_outputs({"address": self.address, "roles": list(args.spec.roles)})

@@ -132,6 +132,7 @@ class Lab(pulumi.ComponentResource):
                         "user": "root",
                         "private_key": key,
                         "dial_timeout": cfg.ssh.dial_timeout,
+                        "disposable": True,  # the node's disk goes with it: undo steps need not run
                     }
                 )
             )

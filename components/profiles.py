@@ -1,8 +1,8 @@
-"""Platform profiles: what the components call a package or a service, mapped to one distribution's names.
+"""Platform profiles: what the components call a package, a service or a path, mapped to one distribution's names.
 
-Components speak in logical names ("keystone", "web_server"); a profile turns them into the
-distribution's packages, units and paths. A second platform (the seeds' RDO/CentOS) is one more
-Profile here, not a change to any component.
+Components speak in logical names ("keystone", "web_server", "mariadb_conf"); a profile turns them into the
+distribution's packages, systemd units and paths. The seeds' RDO/CentOS platform (yum, httpd,
+openstack-keystone, mod_wsgi) is one more Profile here, not a change to any component.
 """
 
 from __future__ import annotations
@@ -16,22 +16,80 @@ class Profile:
     name: str
     # OpenStack releases this platform's repositories ship, mapped to the OS release that ships them.
     releases: Mapping[str, str]
-    package_manager: str
+    # Installs the packages named after it, non-interactively, without starting their services.
+    install_command: str
+    # Removes them (the undo of an install).
+    remove_command: str
+    # Succeeds when every package in {packages} is installed.
+    installed_check: str
     packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     services: Mapping[str, str] = field(default_factory=dict)
+    paths: Mapping[str, str] = field(default_factory=dict)
+    # Shell that enables / disables a web site file written to paths["web_site"] (empty where a file is enough).
+    enable_site: str = ""
+    disable_site: str = ""
+    site_enabled: str = ""  # succeeds while the site is enabled
 
     def package_set(self, *logical: str) -> tuple[str, ...]:
-        return tuple(p for name in logical for p in self.packages[name])
+        seen: dict[str, None] = {}
+        for name in logical:
+            for package in self.packages[name]:
+                seen.setdefault(package)
+        return tuple(seen)
 
     def service(self, logical: str) -> str:
         return self.services[logical]
 
+    def path(self, logical: str, **names: str) -> str:
+        return self.paths[logical].format(**names)
+
+
+# Debian's own way to keep maintainer scripts from starting services before they are configured
+# (lab notes: unconfigured OpenStack services crash-loop and starve a small machine).
+_NO_STARTS = "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d"
 
 DEBIAN = Profile(
     name="debian",
     # Debian 12 (bookworm) ships OpenStack Zed in its main archive.
     releases={"zed": "bookworm"},
-    package_manager="apt",
+    install_command=(
+        f"{_NO_STARTS} && trap 'rm -f /usr/sbin/policy-rc.d' EXIT && "
+        "export DEBIAN_FRONTEND=noninteractive && "
+        "(apt-get -q update || apt-get -q update) && "
+        "apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
+        "-o Dpkg::Options::=--force-confold install"
+    ),
+    remove_command="DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 purge",
+    installed_check="test -z \"$(dpkg-query -W -f='${{db:Status-Status}}\\n' {packages} 2>&1 | grep -vx installed)\"",
+    packages={
+        "mariadb": ("mariadb-server", "python3-pymysql", "socat"),
+        "rabbitmq": ("rabbitmq-server",),
+        "memcached": ("memcached", "python3-memcache"),
+        "web_server": ("apache2", "libapache2-mod-wsgi-py3"),
+        "keystone": ("keystone", "python3-openstackclient", "curl"),
+        "client": ("python3-openstackclient",),
+    },
+    services={
+        "mariadb": "mariadb",
+        "rabbitmq": "rabbitmq-server",
+        "memcached": "memcached",
+        "web_server": "apache2",
+        # Debian runs Keystone under uwsgi in its own unit; the seeds serve it from Apache instead.
+        "keystone_standalone": "keystone",
+    },
+    paths={
+        "mariadb_conf": "/etc/mysql/mariadb.conf.d/99-openstack.cnf",
+        "mariadb_socket": "/run/mysqld/mysqld.sock",
+        "rabbitmq_env": "/etc/rabbitmq/rabbitmq-env.conf",
+        "memcached_conf": "/etc/memcached.conf",
+        "web_site": "/etc/apache2/sites-available/{site}.conf",
+        "web_server_name": "/etc/apache2/conf-available/servername.conf",
+        "wsgi_scripts": "/usr/bin",
+        "web_log_dir": "/var/log/apache2",
+    },
+    enable_site="a2enmod -q wsgi && a2enconf -q servername && a2ensite -q {site}",
+    disable_site="a2dissite -q {site}",
+    site_enabled="apache2ctl -M 2>/dev/null | grep -q wsgi_module && test -e /etc/apache2/sites-enabled/{site}.conf",
 )
 
 PROFILES: Mapping[str, Profile] = {p.name: p for p in (DEBIAN,)}

@@ -18,7 +18,10 @@ class Recorder(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.resources.append(args)
-        return f"{args.name}-id", dict(args.inputs)
+        outs = dict(args.inputs)
+        if args.typ.endswith(":Password"):  # what the generator would make
+            outs["value"] = f"pw-{args.name}"
+        return f"{args.name}-id", outs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         return {}

@@ -361,6 +361,12 @@ class NodeRootfsProvider(_Provider):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as f:
                 f.write(content)
+        hosts = f"{root}/etc/hosts"
+        if not os.path.exists(hosts) or "localhost" not in open(hosts).read():
+            # What the Debian installer writes, the 127.0.1.1 line included: the deploy must cope with it.
+            with open(hosts, "w") as f:
+                f.write(f"127.0.0.1\tlocalhost\n127.0.1.1\t{props['hostname']}\n\n"
+                        "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
         os.chmod(f"{root}/root/.ssh", 0o700)
         os.chmod(f"{root}/root/.ssh/authorized_keys", 0o600)
         with open(f"{root}/etc/machine-id") as f:

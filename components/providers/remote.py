@@ -22,6 +22,27 @@ class RemoteError(RuntimeError):
     pass
 
 
+# A refresh must not hang on a host that is down (a lab node being recreated, a host rebooting): a read
+# that cannot connect within this many seconds keeps the recorded state, and the next step that acts on
+# the host fails with the full dial budget if it is still down.
+READ_DIAL_TIMEOUT = 10
+
+
+def _read_check(conn: dict, script: str, stdin: Optional[str] = None) -> Optional[bool]:
+    """Runs a check on refresh: True/False, or None when the host cannot be reached."""
+    try:
+        result = ssh.execute(conn, f"sh -ec {shlex.quote(script)}", stdin=stdin, timeout=120, dial_timeout=READ_DIAL_TIMEOUT)
+    except ssh.Unreachable:
+        return None
+    return result.exit_status == 0
+
+
+def _undo(conn: dict, script: str, stdin: Optional[str], what: str) -> None:
+    if conn.get("disposable"):
+        return  # a lab node: its whole disk is deleted with it
+    _run(conn, script, stdin, what)
+
+
 def _run(conn: dict, script: str, stdin: Optional[str], what: str, timeout: float = 1800) -> ssh.Result:
     result = ssh.execute(conn, f"sh -ec {shlex.quote(script)}", stdin=stdin, timeout=timeout)
     if result.exit_status != 0:
@@ -51,14 +72,13 @@ class _CommandProvider(ResourceProvider):
         return UpdateResult(outs=self._do(news, news.get("update") or news["create"], "update"))
 
     def read(self, id_, props):
-        if props.get("check"):
-            if ssh.execute(props["connection"], f"sh -ec {shlex.quote(props['check'])}", timeout=120).exit_status != 0:
-                return ReadResult(None, {})  # the fact is gone: the next up runs the step again
+        if props.get("check") and _read_check(props["connection"], props["check"], props.get("stdin")) is False:
+            return ReadResult(None, {})  # the fact is gone: the next up runs the step again
         return ReadResult(id_=id_, outs=props)
 
     def delete(self, _id, props):
         if props.get("delete"):
-            _run(props["connection"], props["delete"], props.get("stdin"), "delete")
+            _undo(props["connection"], props["delete"], props.get("stdin"), "delete")
 
 
 class RemoteCommand(Resource, module="remote", name="Command"):
@@ -90,10 +110,14 @@ class RemoteCommand(Resource, module="remote", name="Command"):
 
 
 def _file_fact(conn: dict, path: str) -> Optional[dict[str, str]]:
+    """The file's hash, mode and owner on the host; {} if it is missing, None if the host is unreachable."""
     script = f"test -f {shlex.quote(path)} || exit 3; sha256sum {shlex.quote(path)}; stat -c '%a %U %G' {shlex.quote(path)}"
-    result = ssh.execute(conn, script, timeout=60)
-    if result.exit_status == 3:
+    try:
+        result = ssh.execute(conn, script, timeout=60, dial_timeout=READ_DIAL_TIMEOUT)
+    except ssh.Unreachable:
         return None
+    if result.exit_status == 3:
+        return {}
     if result.exit_status != 0:
         raise RemoteError(f"{ssh.describe(conn)}: cannot read {path}: {result.stderr.strip()}")
     digest, meta = result.stdout.splitlines()[0].split()[0], result.stdout.splitlines()[1].split()
@@ -128,12 +152,14 @@ class _FileProvider(ResourceProvider):
     def read(self, id_, props):
         fact = _file_fact(props["connection"], props["path"])
         if fact is None:
+            return ReadResult(id_=id_, outs=props)  # unreachable: keep what was recorded
+        if not fact:
             return ReadResult(None, {})
         # The host's actual content hash, mode and owner: a hand edit shows as a diff against the program's.
         return ReadResult(id_=id_, outs=dict(props, **fact))
 
     def delete(self, _id, props):
-        _run(props["connection"], f"rm -f {shlex.quote(props['path'])}", None, f"remove {props['path']}")
+        _undo(props["connection"], f"rm -f {shlex.quote(props['path'])}", None, f"remove {props['path']}")
 
 
 class RemoteFile(Resource, module="remote", name="File"):

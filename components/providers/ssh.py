@@ -2,11 +2,13 @@
 
 A connection is a plain dict (it travels through Pulumi inputs):
     {"host": "10.0.0.10", "port": 22, "user": "root", "private_key": "<PEM>", "dial_timeout": 120}
+A lab node's connection also says `"disposable": True`: its disk is deleted with it, so undo steps skip it.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import select
 import socket
 import time
@@ -15,9 +17,16 @@ from typing import Any, Mapping, Optional
 
 import paramiko
 
+# paramiko logs a traceback for every failed banner read while a host boots; the retry loop reports instead.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
 
 class SshError(RuntimeError):
     pass
+
+
+class Unreachable(SshError):
+    """No SSH session could be opened within the dial budget (as opposed to a refused key)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +37,7 @@ class Result:
 
 
 def describe(conn: Mapping[str, Any]) -> str:
-    return f"{conn.get('user', 'root')}@{conn['host']}:{conn.get('port', 22)}"
+    return f"{conn.get('user', 'root')}@{conn['host']}:{int(conn.get('port', 22))}"
 
 
 def _load_key(pem: str) -> paramiko.PKey:
@@ -78,7 +87,7 @@ def connect(conn: Mapping[str, Any], dial_timeout: Optional[float] = None) -> pa
             client.close()
             left = deadline - time.monotonic()
             if left <= 0:
-                raise SshError(
+                raise Unreachable(
                     f"{describe(conn)}: cannot connect after {attempts} attempts in {budget:.0f}s: {e or type(e).__name__}"
                 ) from None
             time.sleep(min(delay, left))

@@ -180,3 +180,25 @@ def test_after_a_machine_restart_up_refresh_brings_the_lab_back(lab, env):
         on(node, key, f"ping -c 1 -W 2 {NODES[other]}")
     on("controller", key, "test -e /root/survives-restart")  # the node's disk is the same
     lab.preview(expect_no_changes=True)
+
+
+def test_etc_hosts_drift_is_repaired_and_a_wrong_mapping_stops_the_run_naming_it(lab):
+    lab.up()
+    key = private_key(lab)
+    assert on("compute1", key, "getent ahostsv4 controller | awk 'NR==1{print $1}'") == NODES["controller"]
+
+    # A hand edit of the managed block is drift, and up --refresh puts it back.
+    on("controller", key, "sed -i '/ compute1$/d' /etc/hosts")
+    preview = lab.preview(refresh=True)
+    assert preview.change_summary.get("create", 0) >= 1
+    lab.up(refresh=True)
+    assert on("controller", key, "getent ahostsv4 compute1 | awk 'NR==1{print $1}'") == NODES["compute1"]
+
+    # The seeds' classic failure: a name mapped to another address ahead of ours.
+    on("compute1", key, "sed -i '1i 10.67.0.99 controller' /etc/hosts")
+    with pytest.raises(Exception) as failed:
+        lab.up(refresh=True)
+    assert (
+        f"host compute1 maps controller to {NODES['controller']} 10.67.0.99 (expected {NODES['controller']}, its management address)"
+        in str(failed.value)
+    )

@@ -1,0 +1,77 @@
+"""Host steps as small functions over RemoteCommand/RemoteFile: a package set and a systemd service.
+
+Each is idempotent, has its undo, and tells on refresh whether its effect is still there (`check`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from typing import Optional, Sequence
+
+import pulumi
+
+from ..profiles import Profile
+from ..providers.remote import RemoteCommand, RemoteFile
+
+
+def content_hash(content: pulumi.Input[str]) -> pulumi.Output[str]:
+    """A rendered file's hash, as a restart trigger: computed in the program, so previews show it change.
+    Not secret even when the file holds one: a SHA-256 of a whole config file gives nothing away."""
+    return pulumi.Output.unsecret(
+        pulumi.Output.from_input(content).apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
+    )
+
+
+def package_set(name: str, connection: pulumi.Input[dict], profile: Profile, packages: Sequence[str],
+                opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
+    """Installs `packages` (distribution names) without starting their services: each service starts once
+    its config is in place. A changed set installs the new packages in place."""
+    names = " ".join(shlex.quote(p) for p in packages)
+    install = f"{profile.install_command} {names}"
+    return RemoteCommand(
+        name,
+        connection=connection,
+        create=install,
+        update=install,
+        delete=f"{profile.remove_command} {names}",
+        check=profile.installed_check.format(packages=names),
+        timeout=3600,
+        opts=opts,
+    )
+
+
+def config_file(name: str, connection: pulumi.Input[dict], path: str, content: pulumi.Input[str],
+                mode: str = "0644", owner: str = "root", group: str = "root",
+                opts: Optional[pulumi.ResourceOptions] = None) -> RemoteFile:
+    return RemoteFile(name, connection=connection, path=path, content=content, mode=mode, owner=owner, group=group,
+                      opts=opts)
+
+
+def systemd_service(name: str, connection: pulumi.Input[dict], unit: str, triggers: Sequence[pulumi.Input[str]] = (),
+                    ready: str = "", opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
+    """Enables and (re)starts `unit`; runs again, restarting it, exactly when one of `triggers` (the hashes of
+    the files it reads) changes. `ready` is a shell condition waited for with a deadline after each start."""
+    u = shlex.quote(unit)
+    start = f"systemctl enable -q {u} && systemctl restart {u}"
+    if ready:
+        start += f" && {ready}"
+    return RemoteCommand(
+        name,
+        connection=connection,
+        create=start,
+        update=start,
+        delete=f"systemctl disable -q --now {u} || true",
+        check=f"systemctl is-active -q {u} && systemctl is-enabled -q {u}",
+        triggers=list(triggers),
+        opts=opts,
+    )
+
+
+def wait_until(condition: str, seconds: int, what: str) -> str:
+    """Shell that polls `condition` once a second until it holds, failing after `seconds` with `what`."""
+    return (
+        f"deadline=$(( $(date +%s) + {seconds} )); until {condition}; do "
+        f"if [ $(date +%s) -ge $deadline ]; then echo {shlex.quote(what + f' not ready after {seconds}s')} >&2; exit 1; fi; "
+        "sleep 1; done"
+    )

@@ -1,0 +1,163 @@
+"""Keystone on the controller, the seeds' way: its database, keystone.conf, db_sync, fernet and credential
+keys, bootstrap of the admin and the identity endpoints, served by Apache mod_wsgi. Then the admin session
+(the explicit provider of every Keystone entity), the `service` project and the `user` role.
+
+Outputs: the auth URL, the admin cloud (for registrations), an admin-openrc and a clouds.yaml (secret).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+import pulumi
+
+from . import render
+from .blocks.database import DatabaseServer, service_database
+from .blocks.steps import config_file, content_hash, systemd_service, wait_until
+from .host import Host
+from .profiles import Profile
+from .providers.keystone import AdminSession, Entity
+from .providers.remote import RemoteCommand
+
+
+@dataclass(frozen=True)
+class KeystoneArgs:
+    host: Host
+    profile: Profile
+    region: str
+    database: DatabaseServer
+    db_password: pulumi.Input[str]
+    admin_password: pulumi.Input[str]
+    memcache_servers: pulumi.Input[str]
+    # The address clients outside the cloud's /etc/hosts reach the API on (a VIP, or the controller's address).
+    public_host: str
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    wsgi_processes: int = 2
+
+
+def _as_keystone(command: str) -> str:
+    # As the keystone user, so log and key files it creates stay readable by the Apache workers.
+    return f"runuser -u keystone -- {command}"
+
+
+class Keystone(pulumi.ComponentResource):
+    auth_url: str
+    cloud: pulumi.Output[dict]  # secret; from the admin session, so entities wait for a working Keystone
+    admin_openrc: pulumi.Output[str]
+    clouds_yaml: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KeystoneArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("openstack-deploy:openstack:Keystone", name, None, opts)
+        host, profile = args.host, args.profile
+        conn = host.connection
+        prefix = f"{name}-{host.spec.name}"
+
+        def after(*deps) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=list(deps))
+
+        _, urls = service_database(f"{name}-database", args.database, ["keystone"], "keystone", args.db_password,
+                                   opts=after())
+
+        conf_text = pulumi.Output.all(urls["keystone"], args.memcache_servers).apply(
+            lambda v: render.merge_ini(
+                render.render("keystone", "keystone.conf", profile.name, database_url=v[0], memcache_servers=v[1]),
+                args.overrides,
+            )
+        )
+        conf = config_file(f"{prefix}-config", conn, "/etc/keystone/keystone.conf", pulumi.Output.secret(conf_text),
+                           mode="0640", group="keystone", opts=after())
+        db_sync = RemoteCommand(
+            f"{prefix}-db-sync", connection=conn,
+            create=_as_keystone("keystone-manage db_sync"),
+            check=_as_keystone("keystone-manage db_sync --check"),
+            opts=after(conf),
+        )
+        keys = "--keystone-user keystone --keystone-group keystone"
+        fernet = RemoteCommand(
+            f"{prefix}-fernet", connection=conn,
+            create=f"keystone-manage fernet_setup {keys} && keystone-manage credential_setup {keys}",
+            delete="rm -rf /etc/keystone/fernet-keys /etc/keystone/credential-keys",
+            check="test -s /etc/keystone/fernet-keys/0 && test -s /etc/keystone/credential-keys/0",
+            opts=after(db_sync),
+        )
+
+        internal = f"http://{host.spec.name}:5000/v3/"
+        self.auth_url = f"http://{args.public_host}:5000/v3/"
+        bootstrap_cmd = (
+            # The password comes on stdin and reaches keystone-manage in its environment, never in argv.
+            "IFS= read -r OS_BOOTSTRAP_PASSWORD; export OS_BOOTSTRAP_PASSWORD; "
+            + _as_keystone(
+                "keystone-manage bootstrap "
+                f"--bootstrap-admin-url {internal} --bootstrap-internal-url {internal} "
+                f"--bootstrap-public-url {self.auth_url} --bootstrap-region-id {shlex.quote(args.region)}"
+            )
+        )
+        bootstrap = RemoteCommand(
+            f"{prefix}-bootstrap", connection=conn, create=bootstrap_cmd, update=bootstrap_cmd,
+            stdin=pulumi.Output.from_input(args.admin_password).apply(lambda p: p + "\n"),
+            opts=after(fernet),
+        )
+
+        # Apache: the packaged uwsgi unit gives way to the seeds' mod_wsgi site on the same port.
+        site_text = render.render("keystone", "wsgi-keystone.conf", profile.name, bind_address=host.address,
+                                  processes=args.wsgi_processes, wsgi_scripts=profile.path("wsgi_scripts"),
+                                  log_dir=profile.path("web_log_dir"))
+        server_name_text = render.render("keystone", "servername.conf", profile.name, server_name=host.spec.name)
+        standalone = shlex.quote(profile.service("keystone_standalone"))
+        no_uwsgi = RemoteCommand(
+            f"{prefix}-no-uwsgi", connection=conn,
+            create=f"systemctl disable -q --now {standalone} 2>/dev/null || true; systemctl mask -q {standalone}",
+            delete=f"systemctl unmask -q {standalone}",
+            check=f"test \"$(systemctl is-enabled {standalone} 2>/dev/null)\" = masked",
+            opts=after(bootstrap),
+        )
+        site = config_file(f"{prefix}-apache-site", conn, profile.path("web_site", site="keystone"), site_text,
+                           opts=after(bootstrap))
+        server_name = config_file(f"{prefix}-apache-servername", conn, profile.path("web_server_name"),
+                                  server_name_text, opts=after(bootstrap))
+        enable = profile.enable_site.format(site="keystone")
+        enabled = RemoteCommand(
+            f"{prefix}-apache-enable", connection=conn, create=enable,
+            delete=profile.disable_site.format(site="keystone") or None,
+            check=profile.site_enabled.format(site="keystone") or None,
+            opts=after(site, server_name, no_uwsgi),
+        )
+        probe = f"curl -sf -o /dev/null http://{host.address}:5000/v3/"
+        apache = systemd_service(
+            f"{prefix}-apache", conn, profile.service("web_server"),
+            triggers=[content_hash(site_text), content_hash(server_name_text), content_hash(conf_text)],
+            ready=wait_until(probe, 120, "Keystone (HTTP 200 on /v3/)"),
+            opts=after(enabled),
+        )
+
+        admin = {
+            "auth_url": self.auth_url,
+            "username": "admin",
+            "project_name": "admin",
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+            "region_name": args.region,
+            "interface": "public",
+        }
+        cloud = pulumi.Output.secret(
+            pulumi.Output.all(args.admin_password, apache.id).apply(lambda v: dict(admin, password=v[0]))
+        )
+        session = AdminSession(f"{name}-provider", cloud, opts=after())
+        self.cloud = session.cloud
+        self.service_project = Entity(f"{name}-service-project", self.cloud, "project",
+                                      {"name": "service", "domain": "default", "description": "Service Project"},
+                                      opts=after())
+        self.user_role = Entity(f"{name}-user-role", self.cloud, "role", {"name": "user"}, opts=after())
+
+        password = pulumi.Output.from_input(args.admin_password)
+        self.admin_openrc = pulumi.Output.secret(password.apply(
+            lambda p: render.render("keystone", "admin-openrc", profile.name, password=p, auth_url=self.auth_url,
+                                    region=args.region)))
+        self.clouds_yaml = pulumi.Output.secret(password.apply(
+            lambda p: render.render("keystone", "clouds.yaml", profile.name, password=p, auth_url=self.auth_url,
+                                    region=args.region)))
+        config_file(f"{prefix}-admin-openrc", conn, "/root/admin-openrc", self.admin_openrc, mode="0600",
+                    opts=after(session))
+        self.register_outputs({"auth_url": self.auth_url})

@@ -1,0 +1,40 @@
+"""memcached on the controller, on the management address: Keystone's token cache and the services' auth cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from . import render
+from .blocks.steps import config_file, content_hash, systemd_service
+from .host import Host
+from .profiles import Profile
+
+
+@dataclass(frozen=True)
+class MemcachedArgs:
+    host: Host
+    profile: Profile
+    memory_mb: int = 256
+    max_connections: int = 4096
+
+
+class Memcached(pulumi.ComponentResource):
+    servers: pulumi.Output[str]  # "controller:11211", for memcache_servers / memcached_servers
+
+    def __init__(self, name: str, args: MemcachedArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("openstack-deploy:infra:Memcached", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        host, profile = args.host, args.profile
+        prefix = f"{name}-{host.spec.name}"
+        content = render.render("memcached", "memcached.conf", profile.name, listen_address=host.address,
+                                memory_mb=args.memory_mb, max_connections=args.max_connections)
+        conf = config_file(f"{prefix}-config", host.connection, profile.path("memcached_conf"), content, opts=child)
+        service = systemd_service(
+            f"{prefix}-service", host.connection, profile.service("memcached"), triggers=[content_hash(content)],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[conf]),
+        )
+        self.servers = service.id.apply(lambda _: f"{host.spec.name}:11211")
+        self.register_outputs({"servers": self.servers})
