@@ -53,14 +53,12 @@ class Cloud(pulumi.ComponentResource):
 
         names = {h.name: h.address for h in cfg.hosts}
         self.hosts = {
-            h.name: Host(
-                f"{name}-{h.name}",
-                HostArgs(spec=h, connection=connections[h.name], names=names, profile=cfg.profile,
-                         packages=host_packages(cfg, h)),
-                opts=child,
-            )
+            h.name: Host(f"{name}-{h.name}", HostArgs(spec=h, connection=connections[h.name], names=names), opts=child)
             for h in cfg.hosts
         }
+        every_host_checked = [host.names_checked for host in self.hosts.values()]
+        for h in cfg.hosts:
+            self.hosts[h.name].install(cfg.profile, host_packages(cfg, h), after=every_host_checked)
         controller = self.hosts[cfg.controller.name]
         profile = cfg.profile
 

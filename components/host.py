@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 
@@ -95,20 +95,20 @@ class HostArgs:
     connection: pulumi.Input[dict]
     # Every host's name and management address, for /etc/hosts and the resolution check.
     names: Mapping[str, str]
-    profile: Profile
-    # Distribution packages of every service the host runs, installed in one go once the names check out.
-    packages: tuple[str, ...] = ()
 
 
 class Host(pulumi.ComponentResource):
-    """A prepared host. Its `connection` resolves only after the name check passed and its packages are in,
-    so every step that uses it (parented to it, named `{name}-{step}`) runs on a host that resolves the
-    cloud's names correctly and has what it needs."""
+    """A prepared host. Its `connection` resolves only once every host's names check out and this host's
+    packages are in (`install`), so every step that uses it (parented to it, named `{name}-{step}`) runs on
+    a host that resolves the cloud's names correctly and has what it needs."""
 
     connection: pulumi.Output[dict]
+    names_checked: pulumi.Output[str]  # resolves once this host resolves every name correctly
 
     def __init__(self, name: str, args: HostArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:infra:Host", name, None, opts)
+        self._name = name
+        self._given = args.connection
         self.spec = args.spec
         self.address = args.spec.address
         child = pulumi.ResourceOptions(parent=self)
@@ -133,12 +133,15 @@ class Host(pulumi.ComponentResource):
             triggers=[block],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[etc_hosts]),
         )
-        ready = [name_check.id]
-        if args.packages:
-            names_ok = pulumi.Output.all(args.connection, name_check.id).apply(lambda values: values[0])
-            packages = package_set(f"{name}-packages", names_ok, args.profile, args.packages, opts=child)
-            ready.append(packages.id)
-        self.connection = pulumi.Output.secret(
-            pulumi.Output.all(args.connection, *ready).apply(lambda values: values[0])
-        )
+        self.names_checked = name_check.id
+        self.connection = pulumi.Output.secret(pulumi.Output.all(args.connection, name_check.id).apply(lambda v: v[0]))
         self.register_outputs({"address": self.address, "roles": list(args.spec.roles)})
+
+    def install(self, profile: Profile, packages: Sequence[str], after: Sequence[pulumi.Output[str]]) -> None:
+        """Installs the distribution packages of every service the host runs, in one go, once every host in
+        `after` (all of the cloud's) resolves the names: a wrong mapping anywhere stops all installs."""
+        if not packages:
+            return
+        checked = pulumi.Output.all(self._given, *after).apply(lambda v: v[0])
+        step = package_set(f"{self._name}-packages", checked, profile, packages, opts=pulumi.ResourceOptions(parent=self))
+        self.connection = pulumi.Output.secret(pulumi.Output.all(self.connection, step.id).apply(lambda v: v[0]))

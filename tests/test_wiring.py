@@ -107,3 +107,65 @@ def test_hosts_summary_names_address_and_roles():
         "ctl": {"address": "10.0.0.10", "roles": ["controller"]},
         "cmp1": {"address": "10.0.0.11", "roles": ["compute"]},
     }
+
+
+def by_name(mocks):
+    return {r.name: r for r in mocks.resources}
+
+
+def plain(value):
+    """A secret input as the mocks receive it: a signed wrapper around the value."""
+    return value["value"] if isinstance(value, dict) and "value" in value else value
+
+
+def test_controller_foundation_on_the_controller_only_and_nothing_on_compute_hosts():
+    mocks, cloud = run_program(GOOD)
+    names = by_name(mocks)
+    for step in ("mariadb-ctl-config", "mariadb-ctl-service", "rabbitmq-ctl-user", "rabbitmq-ctl-no-guest",
+                 "memcached-ctl-service", "keystone-database", "keystone-ctl-config", "keystone-ctl-db-sync",
+                 "keystone-ctl-fernet", "keystone-ctl-bootstrap", "keystone-ctl-apache", "keystone-provider",
+                 "keystone-service-project", "keystone-user-role"):
+        assert step in names, step
+    assert not [n for n in names if "-cmp1-" in n and not n.startswith("cloud-cmp1")]
+    assert "cloud-cmp1-packages" not in names  # nothing to install on a compute host yet
+    packages = names["cloud-ctl-packages"].inputs["create"]
+    for p in ("mariadb-server", "rabbitmq-server", "memcached", "apache2", "libapache2-mod-wsgi-py3", "keystone"):
+        assert f" {p}" in packages
+
+
+def test_configs_carry_the_services_addresses_and_secrets_stay_secret():
+    mocks, cloud = run_program(GOOD)
+    names = by_name(mocks)
+    assert "bind-address = 10.0.0.10" in names["mariadb-ctl-config"].inputs["content"]
+    assert "-l 10.0.0.10" in names["memcached-ctl-config"].inputs["content"]
+    keystone_conf = plain(names["keystone-ctl-config"].inputs["content"])
+    assert "connection = mysql+pymysql://keystone:pw-cloud-passwords-keystone_db@ctl/keystone" in keystone_conf
+    assert "memcache_servers = ctl:11211" in keystone_conf
+    assert value(cloud.rabbitmq.transport_url) == "rabbit://openstack:pw-cloud-passwords-rabbitmq@ctl:5672/"
+    for output in (cloud.rabbitmq.transport_url, cloud.keystone.admin_openrc, cloud.keystone.clouds_yaml,
+                   cloud.keystone.cloud):
+        assert secret(output)
+    # The admin password reaches keystone-manage on stdin, not on its command line.
+    bootstrap = names["keystone-ctl-bootstrap"].inputs
+    assert "pw-cloud-passwords-keystone_admin" not in bootstrap["create"]
+    assert plain(bootstrap["stdin"]) == "pw-cloud-passwords-keystone_admin\n"
+
+
+def test_restarts_carry_the_hash_of_what_the_service_reads():
+    raw = dict(GOOD, overrides={"keystone": {"DEFAULT": {"debug": True}}})
+    mocks, _ = run_program(GOOD)
+    mocks2, _ = run_program(raw)
+    before, after = by_name(mocks), by_name(mocks2)
+    assert before["keystone-ctl-apache"].inputs["triggers"] != after["keystone-ctl-apache"].inputs["triggers"]
+    assert "debug = true" in plain(after["keystone-ctl-config"].inputs["content"])
+    for unchanged in ("mariadb-ctl-service", "memcached-ctl-service", "rabbitmq-ctl-service"):
+        assert before[unchanged].inputs["triggers"] == after[unchanged].inputs["triggers"]
+
+
+def test_keystone_urls_public_on_the_address_internal_and_admin_on_the_name():
+    mocks, cloud = run_program(GOOD)
+    assert cloud.keystone.auth_url == "http://10.0.0.10:5000/v3/"
+    create = by_name(mocks)["keystone-ctl-bootstrap"].inputs["create"]
+    assert "--bootstrap-public-url http://10.0.0.10:5000/v3/" in create
+    assert "--bootstrap-internal-url http://ctl:5000/v3/" in create
+    assert "--bootstrap-region-id RegionOne" in create

@@ -1,113 +1,16 @@
 """The lab with the real engine: nodes come up, reach each other, come back after a kill, and leave nothing."""
 
-import hashlib
-import json
 import os
 import signal
 import subprocess
 import time
 
 import pytest
-import yaml
 
-from components.providers import ssh
 from components.providers.lab import netns_processes, node_init
-from tests.integration.conftest import stack
-
-STACK = "labtest"  # its own stack, bridge and subnet, so a developer's running lab is left alone
-BRIDGE = "osdtest0"
-NODES = {"controller": "10.67.0.10", "compute1": "10.67.0.11"}
-
-
-@pytest.fixture
-def lab(project):
-    work, _ = project
-    with open(work / "stacks" / "Pulumi.lab.yaml") as f:
-        doc = yaml.safe_load(f)
-    doc.pop("encryptionsalt", None)
-    doc["config"]["openstack-deploy:managementCidr"] = "10.67.0.0/24"
-    doc["config"]["openstack-deploy:lab"] = {"bridge": BRIDGE}
-    doc["config"]["openstack-deploy:hosts"] = [
-        {"name": "controller", "address": NODES["controller"], "roles": ["controller"]},
-        {"name": "compute1", "address": NODES["compute1"], "roles": ["compute"]},
-    ]
-    with open(work / "stacks" / f"Pulumi.{STACK}.yaml", "w") as f:
-        yaml.safe_dump(doc, f)
-    s = stack(project, STACK)
-    yield s
-    s.destroy()  # whatever the test did, leave the machine clean
-    assert leftovers() == []
-
-
-def private_key(s) -> str:
-    for r in s.export_stack().deployment["resources"]:
-        if r["type"] == "pulumi-python:dynamic/secrets:SshKey":
-            return plaintext(r["outputs"]["private_key"])
-    raise AssertionError("no lab SSH key in state")
-
-
-def plaintext(value):
-    """A secret as `stack export --show-secrets` gives it: a signature object with its plaintext (JSON)."""
-    return json.loads(value["plaintext"]) if isinstance(value, dict) else value
-
-
-def assert_secrets_only_as_ciphertext(s) -> None:
-    """The generated passwords, the lab key and the node connections are ciphertext in the backend's files
-    (the Automation API's export shows them decrypted)."""
-    secrets = [
-        plaintext(r["outputs"].get("value") or r["outputs"].get("private_key"))
-        for r in s.export_stack().deployment["resources"]
-        if r["type"].startswith("pulumi-python:dynamic/secrets:")
-    ]
-    assert len(secrets) == 15 and all(secrets)
-    backend = s.workspace.env_vars["PULUMI_BACKEND_URL"].removeprefix("file://")
-    for folder, _, files in os.walk(backend):
-        for name in files:
-            with open(os.path.join(folder, name), errors="replace") as f:
-                text = f.read()
-            assert not any(secret in text for secret in secrets), name
-            assert "PRIVATE KEY" not in text, name
-
-
-def on(node: str, key: str, command: str) -> str:
-    client = ssh.connect({"host": NODES[node], "private_key": key}, dial_timeout=30)
-    try:
-        result = ssh.run(client, command, timeout=60)
-    finally:
-        client.close()
-    assert result.exit_status == 0, (node, command, result.stderr)
-    return result.stdout.strip()
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def leftovers() -> list[str]:
-    """Everything of the test lab still on the machine (zombies awaiting their reaper excepted)."""
-    found = []
-    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0:
-        found.append(f"bridge {BRIDGE}")
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith(f"osd-{STACK}-")]
-    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout)
-    tags = {"osd" + hashlib.sha256(f"{STACK}/{n}".encode()).hexdigest()[:8] for n in NODES}
-    found += [f"veth {link['ifname']}" for link in links if link["ifname"] in tags]
-    with open("/proc/mounts") as f:
-        found += [f"mount {line.split()[1]}" for line in f if f"/lab/stacks/{STACK}/" in line]
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if (f"machine=osd-{STACK}-" in cmd or f"/lab/stacks/{STACK}/" in cmd) and alive(int(pid)):
-            found.append(f"process {pid} {cmd[:80]}")
-    return found
+from tests.integration.labstack import (  # noqa: F401 (lab is a fixture)
+    BRIDGE, NODES, STACK, assert_secrets_only_as_ciphertext, lab, leftovers, on, private_key,
+)
 
 
 def test_lab_up_nodes_run_and_reach_each_other_then_a_killed_node_comes_back(lab):
@@ -182,23 +85,34 @@ def test_after_a_machine_restart_up_refresh_brings_the_lab_back(lab, env):
     lab.preview(expect_no_changes=True)
 
 
-def test_etc_hosts_drift_is_repaired_and_a_wrong_mapping_stops_the_run_naming_it(lab):
-    lab.up()
+# Everything but the services: the lab's nodes and each host's /etc/hosts block and name check.
+HOST_PREP = ["**lab-**", "**::lab", "**::cloud", "**::cloud-controller", "**::cloud-compute1", "**-etc-hosts",
+             "**-name-check"]
+
+
+def test_a_wrong_name_mapping_stops_every_install_naming_it_and_etc_hosts_drift_is_repaired(lab):
+    lab.up(target=HOST_PREP[:3])  # bare nodes
     key = private_key(lab)
-    assert on("compute1", key, "getent ahostsv4 controller | awk 'NR==1{print $1}'") == NODES["controller"]
-
-    # A hand edit of the managed block is drift, and up --refresh puts it back.
-    on("controller", key, "sed -i '/ compute1$/d' /etc/hosts")
-    preview = lab.preview(refresh=True)
-    assert preview.change_summary.get("create", 0) >= 1
-    lab.up(refresh=True)
-    assert on("controller", key, "getent ahostsv4 compute1 | awk 'NR==1{print $1}'") == NODES["compute1"]
-
-    # The seeds' classic failure: a name mapped to another address ahead of ours.
+    # The seeds' classic failure (HTTP 500 from Keystone): a name mapped to another NIC's address.
     on("compute1", key, "sed -i '1i 10.67.0.99 controller' /etc/hosts")
     with pytest.raises(Exception) as failed:
-        lab.up(refresh=True)
+        lab.up()
     assert (
         f"host compute1 maps controller to {NODES['controller']} 10.67.0.99 (expected {NODES['controller']}, its management address)"
         in str(failed.value)
     )
+    for node in NODES:  # caught before anything was installed, on every host
+        on(node, key, "! dpkg-query -W -f='${db:Status-Status}' mariadb-server rabbitmq-server 2>/dev/null | grep -q installed")
+
+    on("compute1", key, "sed -i '/^10.67.0.99 controller$/d' /etc/hosts")
+    lab.up(target=HOST_PREP)
+    assert on("compute1", key, "getent ahostsv4 controller | awk '{print $1}' | sort -u") == NODES["controller"]
+    # The Debian installer's 127.0.1.1 line for the host's own name is commented out, as the guide says.
+    assert on("controller", key, "getent ahostsv4 controller | awk '{print $1}' | sort -u") == NODES["controller"]
+
+    # A hand edit of the managed block is drift, and up --refresh puts it back.
+    on("controller", key, "sed -i '/ compute1$/d' /etc/hosts")
+    preview = lab.preview(refresh=True, target=HOST_PREP)
+    assert preview.change_summary.get("create", 0) >= 1
+    lab.up(refresh=True, target=HOST_PREP)
+    assert on("controller", key, "getent ahostsv4 compute1 | awk '{print $1}' | sort -u") == NODES["compute1"]

@@ -1,0 +1,109 @@
+"""The test lab stack: its own stack name, bridge and subnet (a developer's running lab is left alone), and
+helpers to reach its nodes and read its state."""
+
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+
+from components.config import PASSWORDS
+from components.providers import ssh
+from tests.integration.conftest import stack
+
+STACK = "labtest"  # its own stack, bridge and subnet, so a developer's running lab is left alone
+BRIDGE = "osdtest0"
+NODES = {"controller": "10.67.0.10", "compute1": "10.67.0.11"}
+
+
+@pytest.fixture
+def lab(project):
+    work, _ = project
+    with open(work / "stacks" / "Pulumi.lab.yaml") as f:
+        doc = yaml.safe_load(f)
+    doc.pop("encryptionsalt", None)
+    doc["config"]["openstack-deploy:managementCidr"] = "10.67.0.0/24"
+    doc["config"]["openstack-deploy:lab"] = {"bridge": BRIDGE}
+    doc["config"]["openstack-deploy:hosts"] = [
+        {"name": "controller", "address": NODES["controller"], "roles": ["controller"]},
+        {"name": "compute1", "address": NODES["compute1"], "roles": ["compute"]},
+    ]
+    with open(work / "stacks" / f"Pulumi.{STACK}.yaml", "w") as f:
+        yaml.safe_dump(doc, f)
+    s = stack(project, STACK)
+    yield s
+    s.destroy()  # whatever the test did, leave the machine clean
+    assert leftovers() == []
+
+
+def private_key(s) -> str:
+    for r in s.export_stack().deployment["resources"]:
+        if r["type"] == "pulumi-python:dynamic/secrets:SshKey":
+            return plaintext(r["outputs"]["private_key"])
+    raise AssertionError("no lab SSH key in state")
+
+
+def plaintext(value):
+    """A secret as `stack export --show-secrets` gives it: a signature object with its plaintext (JSON)."""
+    return json.loads(value["plaintext"]) if isinstance(value, dict) else value
+
+
+def assert_secrets_only_as_ciphertext(s) -> None:
+    """The generated passwords, the lab key and the node connections are ciphertext in the backend's files
+    (the Automation API's export shows them decrypted)."""
+    secrets = [
+        plaintext(r["outputs"].get("value") or r["outputs"].get("private_key"))
+        for r in s.export_stack().deployment["resources"]
+        if r["type"].startswith("pulumi-python:dynamic/secrets:")
+    ]
+    assert len(secrets) == len(PASSWORDS) + 1 and all(secrets)  # + the lab's SSH key
+    backend = s.workspace.env_vars["PULUMI_BACKEND_URL"].removeprefix("file://")
+    for folder, _, files in os.walk(backend):
+        for name in files:
+            with open(os.path.join(folder, name), errors="replace") as f:
+                text = f.read()
+            assert not any(secret in text for secret in secrets), name
+            assert "PRIVATE KEY" not in text, name
+
+
+def on(node: str, key: str, command: str) -> str:
+    client = ssh.connect({"host": NODES[node], "private_key": key}, dial_timeout=30)
+    try:
+        result = ssh.run(client, command, timeout=60)
+    finally:
+        client.close()
+    assert result.exit_status == 0, (node, command, result.stderr)
+    return result.stdout.strip()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def leftovers() -> list[str]:
+    """Everything of the test lab still on the machine (zombies awaiting their reaper excepted)."""
+    found = []
+    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0:
+        found.append(f"bridge {BRIDGE}")
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith(f"osd-{STACK}-")]
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout)
+    tags = {"osd" + hashlib.sha256(f"{STACK}/{n}".encode()).hexdigest()[:8] for n in NODES}
+    found += [f"veth {link['ifname']}" for link in links if link["ifname"] in tags]
+    with open("/proc/mounts") as f:
+        found += [f"mount {line.split()[1]}" for line in f if f"/lab/stacks/{STACK}/" in line]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if (f"machine=osd-{STACK}-" in cmd or f"/lab/stacks/{STACK}/" in cmd) and alive(int(pid)):
+            found.append(f"process {pid} {cmd[:80]}")
+    return found
