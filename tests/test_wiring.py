@@ -169,3 +169,25 @@ def test_keystone_urls_public_on_the_address_internal_and_admin_on_the_name():
     assert "--bootstrap-public-url http://10.0.0.10:5000/v3/" in create
     assert "--bootstrap-internal-url http://ctl:5000/v3/" in create
     assert "--bootstrap-region-id RegionOne" in create
+
+
+def test_a_keystone_registration_is_a_user_its_role_a_service_and_three_endpoints():
+    from components.blocks.registration import KeystoneRegistration, RegistrationArgs
+
+    mocks = Recorder()
+    pulumi.runtime.set_mocks(mocks, project="openstack-deploy", stack="unit", preview=False)
+    urls = {i: "http://ctl:9292" for i in ("public", "internal", "admin")}
+    args = RegistrationArgs(cloud={"auth_url": "x"}, region="RegionOne", service="glance", service_type="image",
+                            description="OpenStack Image", urls=urls, user="glance", password="pw")
+    _sync_await(run_pulumi_func(lambda: KeystoneRegistration("glance-keystone", args)))
+    entities = {r.name: r.inputs for r in by_type(mocks, "keystone:Entity")}
+    assert sorted(entities) == sorted(
+        ["glance-keystone-user", "glance-keystone-admin-role", "glance-keystone-service"]
+        + [f"glance-keystone-{i}-endpoint" for i in ("public", "internal", "admin")]
+    )
+    assert entities["glance-keystone-admin-role"]["spec"] == {"user": "glance", "project": "service", "role": "admin",
+                                                              "domain": "default"}
+    assert entities["glance-keystone-internal-endpoint"]["spec"]["url"] == "http://ctl:9292"
+    with pytest.raises(ValueError, match="glance: no admin URL"):
+        RegistrationArgs(cloud={}, region="R", service="glance", service_type="image", description="",
+                         urls={"public": "u", "internal": "u"})
