@@ -9,7 +9,7 @@ import pulumi
 
 from . import render
 from .blocks.database import DatabaseServer
-from .blocks.steps import config_file, content_hash, systemd_service, wait_until
+from .blocks.steps import configured_service, wait_until
 from .host import Host
 from .profiles import Profile
 
@@ -26,17 +26,13 @@ class MariaDB(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MariaDBArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:infra:MariaDB", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         host, profile = args.host, args.profile
         prefix = f"{name}-{host.spec.name}"
         content = render.render("mariadb", "openstack.cnf", profile.name, bind_address=host.address,
                                 max_connections=args.max_connections)
-        conf = config_file(f"{prefix}-config", host.connection, profile.path("mariadb_conf"), content, opts=child)
-        service = systemd_service(
-            f"{prefix}-service", host.connection, profile.service("mariadb"), triggers=[content_hash(content)],
-            ready=wait_until("mysqladmin --silent ping", 120, "MariaDB"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[conf]),
-        )
+        _, service = configured_service(prefix, host.connection, profile.path("mariadb_conf"), content,
+                                        profile.service("mariadb"), self,
+                                        ready=wait_until("mysqladmin --silent ping", 120, "MariaDB"))
         self.server = DatabaseServer(
             connection=pulumi.Output.secret(pulumi.Output.all(host.connection, service.id).apply(lambda v: v[0])),
             socket=profile.path("mariadb_socket"),

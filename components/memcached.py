@@ -8,7 +8,7 @@ from typing import Optional
 import pulumi
 
 from . import render
-from .blocks.steps import config_file, content_hash, systemd_service
+from .blocks.steps import configured_service
 from .host import Host
 from .profiles import Profile
 
@@ -26,15 +26,11 @@ class Memcached(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MemcachedArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:infra:Memcached", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         host, profile = args.host, args.profile
         prefix = f"{name}-{host.spec.name}"
         content = render.render("memcached", "memcached.conf", profile.name, listen_address=host.address,
                                 memory_mb=args.memory_mb, max_connections=args.max_connections)
-        conf = config_file(f"{prefix}-config", host.connection, profile.path("memcached_conf"), content, opts=child)
-        service = systemd_service(
-            f"{prefix}-service", host.connection, profile.service("memcached"), triggers=[content_hash(content)],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[conf]),
-        )
+        _, service = configured_service(prefix, host.connection, profile.path("memcached_conf"), content,
+                                        profile.service("memcached"), self)
         self.servers = service.id.apply(lambda _: f"{host.spec.name}:11211")
         self.register_outputs({"servers": self.servers})

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pulumi
 
 from . import render
-from .blocks.steps import config_file, content_hash, systemd_service, wait_until
+from .blocks.steps import configured_service, wait_until
 from .host import Host
 from .profiles import Profile
 from .providers.remote import RemoteCommand
@@ -30,16 +30,12 @@ class RabbitMQ(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RabbitMQArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:infra:RabbitMQ", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         host, profile = args.host, args.profile
         prefix = f"{name}-{host.spec.name}"
         content = render.render("rabbitmq", "rabbitmq-env.conf", profile.name, listen_address=host.address)
-        conf = config_file(f"{prefix}-config", host.connection, profile.path("rabbitmq_env"), content, opts=child)
-        service = systemd_service(
-            f"{prefix}-service", host.connection, profile.service("rabbitmq"), triggers=[content_hash(content)],
-            ready=wait_until("rabbitmqctl -q await_startup >/dev/null 2>&1", 180, "RabbitMQ"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[conf]),
-        )
+        _, service = configured_service(prefix, host.connection, profile.path("rabbitmq_env"), content,
+                                        profile.service("rabbitmq"), self,
+                                        ready=wait_until("rabbitmqctl -q await_startup >/dev/null 2>&1", 180, "RabbitMQ"))
         after_service = pulumi.ResourceOptions(parent=self, depends_on=[service])
         # The password travels on stdin, read once into the shell (printf is a builtin: never in argv).
         user_exists = f"rabbitmqctl -q list_users </dev/null | cut -f1 | grep -qx {USER}"

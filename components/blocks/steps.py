@@ -75,3 +75,12 @@ def wait_until(condition: str, seconds: int, what: str) -> str:
         f"if [ $(date +%s) -ge $deadline ]; then echo {shlex.quote(what + f' not ready after {seconds}s')} >&2; exit 1; fi; "
         "sleep 1; done"
     )
+
+
+def configured_service(prefix: str, connection: pulumi.Input[dict], path: str, content: str, unit: str,
+                       parent: pulumi.Resource, ready: str = "") -> tuple[RemoteFile, RemoteCommand]:
+    """The commonest pair: `{prefix}-config` written to `path`, then `{prefix}-service` (re)started on its hash."""
+    conf = config_file(f"{prefix}-config", connection, path, content, opts=pulumi.ResourceOptions(parent=parent))
+    service = systemd_service(f"{prefix}-service", connection, unit, triggers=[content_hash(content)], ready=ready,
+                              opts=pulumi.ResourceOptions(parent=parent, depends_on=[conf]))
+    return conf, service
