@@ -141,8 +141,10 @@ class Keystone(pulumi.ComponentResource):
             "region_name": args.region,
             "interface": "public",
         }
+        # `disposable`: Keystone's host is a lab node whose disk goes with it, so entity deletes are skipped.
         cloud = pulumi.Output.secret(
-            pulumi.Output.all(args.admin_password, apache.id).apply(lambda v: dict(admin, password=v[0]))
+            pulumi.Output.all(args.admin_password, apache.id, conn).apply(
+                lambda v: dict(admin, password=v[0], disposable=bool(v[2].get("disposable"))))
         )
         session = AdminSession(f"{name}-provider", cloud, opts=after())
         self.cloud = session.cloud

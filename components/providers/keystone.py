@@ -16,13 +16,18 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 
 def connect(cloud: dict):
+    import logging
+
     import openstack  # imported here: slow to import, and only the provider process needs it
+
+    # keystoneauth warns on stderr (shown as a stack diagnostic) whenever version discovery fails.
+    logging.getLogger("keystoneauth").setLevel(logging.ERROR)
 
     auth = {k: cloud[k] for k in ("auth_url", "username", "password", "project_name", "user_domain_name",
                                   "project_domain_name")}
     return openstack.connect(auth=auth, auth_type="password", region_name=cloud["region_name"],
                              interface=cloud.get("interface", "public"), load_yaml_config=False,
-                             load_envvars=False, identity_api_version="3")
+                             load_envvars=False, identity_api_version="3", api_timeout=30)
 
 
 def _domain(c, name: str):
@@ -229,12 +234,17 @@ class _EntityProvider(ResourceProvider):
         return UpdateResult(outs=self._apply(news))
 
     def read(self, id_, props):
+        if _authorize(props["cloud"], 0) is not None:
+            # Keystone does not answer (its host is down): what is recorded stays, as for any unreachable host.
+            return ReadResult(id_=id_, outs=props)
         facts = KINDS[props["kind"]][0](connect(props["cloud"]), props["cloud"], props["spec"])
         if facts is None:
             return ReadResult(None, {})  # deleted by hand: the next up creates it again
         return ReadResult(id_=id_, outs=dict(props, facts=facts))
 
     def delete(self, _id, props):
+        if props["cloud"].get("disposable"):
+            return  # Keystone's database goes with its host's disk (the lab): nothing to undo
         KINDS[props["kind"]][2](connect(props["cloud"]), props["cloud"], props["spec"])
 
 
