@@ -1,6 +1,7 @@
 """The assembly: builds the cloud's components from the typed config, in the seeds' install order.
 
-Hosts first (names, then packages), then on the controller MariaDB, RabbitMQ, memcached and Keystone.
+Hosts first (names, then packages), then on the controller MariaDB, RabbitMQ, memcached and Keystone,
+then Glance, Placement and Nova, then Nova on every compute host and the controller's discover_hosts.
 Every later service takes what it needs from those (a database server, the transport URL, the admin
 cloud) as data, so Pulumi's dependency graph is the install order.
 """
@@ -11,20 +12,26 @@ from typing import Optional
 
 import pulumi
 
+from .blocks.service import ServiceContext
 from .config import CloudConfig, HostSpec
+from .glance import Glance, GlanceArgs
 from .host import Host, HostArgs, ssh_connection
 from .keystone import Keystone, KeystoneArgs
 from .lab import Lab, LabArgs, cache_root, host_apt_sources
 from .mariadb import MariaDB, MariaDBArgs
 from .memcached import Memcached, MemcachedArgs
+from .nova import Nova, NovaArgs
+from .nova_compute import NovaCompute, NovaComputeArgs
 from .passwords import Passwords
+from .placement import Placement, PlacementArgs
 from .rabbitmq import RabbitMQ, RabbitMQArgs
 from .render import merged_overrides
 
 # The logical package sets (profiles.py) each role's services need.
 ROLE_PACKAGES = {
-    "controller": ("mariadb", "rabbitmq", "memcached", "web_server", "keystone"),
-    "compute": (),
+    "controller": ("mariadb", "rabbitmq", "memcached", "web_server", "keystone", "glance", "placement",
+                   "nova_controller"),
+    "compute": ("nova_compute",),
 }
 
 
@@ -82,6 +89,40 @@ class Cloud(pulumi.ComponentResource):
             ),
             opts=child,
         )
+
+        pw = self.passwords
+        ctx = ServiceContext(
+            host=controller, profile=profile, region=cfg.region, cloud=self.keystone.cloud,
+            database=self.mariadb.server, auth_url=self.keystone.internal_auth_url,
+            public_auth_url=self.keystone.auth_url, memcache_servers=self.memcached.servers,
+            public_host=cfg.vip or controller.address, overrides=cfg.overrides,
+        )
+        self.glance = Glance("glance", GlanceArgs(ctx, db_password=pw["glance_db"], password=pw["glance_user"]),
+                             opts=child)
+        self.placement = Placement(
+            "placement",
+            PlacementArgs(ctx, db_password=pw["placement_db"], password=pw["placement_user"],
+                          web_server=[self.keystone.ready]),
+            opts=child,
+        )
+        self.nova = Nova(
+            "nova",
+            NovaArgs(ctx, db_password=pw["nova_db"], password=pw["nova_user"], transport_url=self.rabbitmq.transport_url,
+                     glance_url=self.glance.url, placement_password=pw["placement_user"],
+                     after=[self.glance.ready, self.placement.ready]),
+            opts=child,
+        )
+        computes = [self.hosts[h.name] for h in cfg.with_role("compute")]
+        self.nova_compute = NovaCompute(
+            "nova-compute",
+            NovaComputeArgs(ctx, hosts=computes, password=pw["nova_user"], placement_password=pw["placement_user"],
+                            transport_url=self.rabbitmq.transport_url, glance_url=self.glance.url,
+                            novncproxy_base_url=self.nova.novncproxy_base_url, virt_type=cfg.virt_type,
+                            after=self.nova.ready),
+            opts=child,
+        )
+        if computes:
+            self.nova.discover_hosts([h.spec.name for h in computes], after=self.nova_compute.services)
 
         # Exported on every stack: each host's management address and roles.
         self.hosts_summary = {h.name: {"address": h.address, "roles": list(h.roles)} for h in cfg.hosts}

@@ -14,8 +14,9 @@ from typing import Any, Mapping, Optional
 import pulumi
 
 from . import render
+from .blocks.apache import WsgiApp, serve_with_apache
 from .blocks.database import DatabaseServer, service_database
-from .blocks.steps import config_file, content_hash, systemd_service, wait_until
+from .blocks.steps import as_user, config_file
 from .host import Host
 from .profiles import Profile
 from .providers.keystone import AdminSession, Entity
@@ -35,11 +36,6 @@ class KeystoneArgs:
     public_host: str
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     wsgi_processes: int = 2
-
-
-def _as_keystone(command: str) -> str:
-    # As the keystone user, so log and key files it creates stay readable by the Apache workers.
-    return f"runuser -u keystone -- {command}"
 
 
 class Keystone(pulumi.ComponentResource):
@@ -70,8 +66,8 @@ class Keystone(pulumi.ComponentResource):
                            mode="0640", group="keystone", opts=after())
         db_sync = RemoteCommand(
             f"{prefix}-db-sync", connection=conn,
-            create=_as_keystone("keystone-manage db_sync"),
-            check=_as_keystone("keystone-manage db_sync --check"),
+            create=as_user("keystone", "keystone-manage db_sync"),
+            check=as_user("keystone", "keystone-manage db_sync --check"),
             opts=after(conf),
         )
         keys = "--keystone-user keystone --keystone-group keystone"
@@ -85,10 +81,12 @@ class Keystone(pulumi.ComponentResource):
 
         internal = f"http://{host.spec.name}:5000/v3/"
         self.auth_url = f"http://{args.public_host}:5000/v3/"
+        self.internal_auth_url = internal
         bootstrap_cmd = (
             # The password comes on stdin and reaches keystone-manage in its environment, never in argv.
             "IFS= read -r OS_BOOTSTRAP_PASSWORD; export OS_BOOTSTRAP_PASSWORD; "
-            + _as_keystone(
+            + as_user(
+                "keystone",
                 "keystone-manage bootstrap "
                 f"--bootstrap-admin-url {internal} --bootstrap-internal-url {internal} "
                 f"--bootstrap-public-url {self.auth_url} --bootstrap-region-id {shlex.quote(args.region)}"
@@ -101,36 +99,15 @@ class Keystone(pulumi.ComponentResource):
         )
 
         # Apache: the packaged uwsgi unit gives way to the seeds' mod_wsgi site on the same port.
-        site_text = render.render("keystone", "wsgi-keystone.conf", profile.name, bind_address=host.address,
-                                  processes=args.wsgi_processes, wsgi_scripts=profile.path("wsgi_scripts"),
-                                  log_dir=profile.path("web_log_dir"))
-        server_name_text = render.render("keystone", "servername.conf", profile.name, server_name=host.spec.name)
-        standalone = shlex.quote(profile.service("keystone_standalone"))
-        no_uwsgi = RemoteCommand(
-            f"{prefix}-no-uwsgi", connection=conn,
-            create=f"systemctl disable -q --now {standalone} 2>/dev/null || true; systemctl mask -q {standalone}",
-            delete=f"systemctl unmask -q {standalone}",
-            check=f"test \"$(systemctl is-enabled {standalone} 2>/dev/null)\" = masked",
-            opts=after(bootstrap),
-        )
-        site = config_file(f"{prefix}-apache-site", conn, profile.path("web_site", site="keystone"), site_text,
-                           opts=after(bootstrap))
+        server_name_text = render.render("apache", "servername.conf", profile.name, server_name=host.spec.name)
         server_name = config_file(f"{prefix}-apache-servername", conn, profile.path("web_server_name"),
                                   server_name_text, opts=after(bootstrap))
-        enable = profile.enable_site.format(site="keystone")
-        enabled = RemoteCommand(
-            f"{prefix}-apache-enable", connection=conn, create=enable,
-            delete=profile.disable_site.format(site="keystone") or None,
-            check=profile.site_enabled.format(site="keystone") or None,
-            opts=after(site, server_name, no_uwsgi),
-        )
-        probe = f"curl -sf -o /dev/null http://{host.address}:5000/v3/"
-        apache = systemd_service(
-            f"{prefix}-apache", conn, profile.service("web_server"),
-            triggers=[content_hash(site_text), content_hash(server_name_text), content_hash(conf_text)],
-            ready=wait_until(probe, 120, "Keystone (HTTP 200 on /v3/)"),
-            opts=after(enabled),
-        )
+        app = WsgiApp(site="keystone", title="Keystone", port=5000, script="keystone-wsgi-public", user="keystone",
+                      process_group="keystone-public", log_name="keystone", standalone="keystone_standalone",
+                      processes=args.wsgi_processes, limit_request_body=114688)
+        apache = serve_with_apache(prefix, host, profile, app, reads=[conf_text], after=[bootstrap], parent=self,
+                                   extra_files=[(server_name, server_name_text)])
+        self.ready = apache
 
         admin = {
             "auth_url": self.auth_url,

@@ -20,11 +20,15 @@ class Profile:
     install_command: str
     # Removes them (the undo of an install).
     remove_command: str
+    # Runs after an install: what the denied service starts would have done for the system's own daemons.
+    after_install: str
     # Succeeds when every package in {packages} is installed.
     installed_check: str
     packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     services: Mapping[str, str] = field(default_factory=dict)
     paths: Mapping[str, str] = field(default_factory=dict)
+    # Files a service's unit reads before it starts, by logical service: {service: (path, content)}.
+    unit_defaults: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     # Shell that enables / disables a web site file written to paths["web_site"] (empty where a file is enough).
     enable_site: str = ""
     disable_site: str = ""
@@ -59,6 +63,9 @@ DEBIAN = Profile(
         "apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
         "-o Dpkg::Options::=--force-confold install"
     ),
+    # policy-rc.d also denied the maintainer scripts' `invoke-rc.d dbus reload`: without it D-Bus ignores the
+    # bus policies the new packages brought, and polkit (which libvirt asks) cannot take its bus name.
+    after_install="systemctl try-reload-or-restart dbus",
     remove_command="DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 purge",
     installed_check="test -z \"$(dpkg-query -W -f='${{db:Status-Status}}\\n' {packages} 2>&1 | grep -vx installed)\"",
     packages={
@@ -68,6 +75,11 @@ DEBIAN = Profile(
         "web_server": ("apache2", "libapache2-mod-wsgi-py3"),
         "keystone": ("keystone", "python3-openstackclient", "curl"),
         "client": ("python3-openstackclient",),
+        "glance": ("glance-api",),
+        "placement": ("placement-api", "python3-osc-placement"),
+        "nova_controller": ("nova-api", "nova-conductor", "nova-scheduler", "nova-consoleproxy"),
+        # -kvm pulls only the x86 emulator (qemu-system would pull every architecture); virt_type is ours.
+        "nova_compute": ("nova-compute", "nova-compute-kvm", "curl"),
     },
     services={
         "mariadb": "mariadb",
@@ -76,6 +88,15 @@ DEBIAN = Profile(
         "web_server": "apache2",
         # Debian runs Keystone under uwsgi in its own unit; the seeds serve it from Apache instead.
         "keystone_standalone": "keystone",
+        "glance_api": "glance-api",
+        # Debian runs Placement under uwsgi; the seeds serve it from Apache.
+        "placement_standalone": "placement-api",
+        "nova_api": "nova-api",
+        "nova_scheduler": "nova-scheduler",
+        "nova_conductor": "nova-conductor",
+        "nova_novncproxy": "nova-novncproxy",
+        "nova_compute": "nova-compute",
+        "libvirt": "libvirtd",
     },
     paths={
         "mariadb_conf": "/etc/mysql/mariadb.conf.d/99-openstack.cnf",
@@ -86,6 +107,14 @@ DEBIAN = Profile(
         "web_server_name": "/etc/apache2/conf-available/servername.conf",
         "wsgi_scripts": "/usr/bin",
         "web_log_dir": "/var/log/apache2",
+        # Debian's nova-api runs under uwsgi with this ini (16 workers by default: too many for a small host).
+        "nova_api_uwsgi": "/etc/nova/nova-api-uwsgi.ini",
+        "libvirt_qemu_conf": "/etc/libvirt/qemu.conf",
+    },
+    unit_defaults={
+        # Debian's console proxy package starts the SPICE proxy unless told otherwise (its debconf default).
+        "nova_novncproxy": ("/etc/default/nova-consoleproxy",
+                            "# Managed by openstack-deploy\nNOVA_CONSOLE_PROXY_TYPE=novnc\nNOVA_SERIAL_PROXY_START=false\n"),
     },
     enable_site="a2enmod -q wsgi && a2enconf -q servername && a2ensite -q {site}",
     disable_site="a2dissite -q {site}",

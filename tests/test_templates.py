@@ -15,6 +15,19 @@ from components.profiles import PROFILES
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 
+# What services authenticate with (ServiceContext.auth), and Nova's values on any host.
+AUTH = {"auth_url": "http://controller:5000/v3/", "public_auth_url": "http://10.0.0.10:5000/v3/",
+        "memcached_servers": "controller:11211"}
+NOVA = dict(
+    api_database_url="mysql+pymysql://nova:NOVA_DBPASS@controller/nova_api",
+    database_url="mysql+pymysql://nova:NOVA_DBPASS@controller/nova",
+    transport_url="rabbit://openstack:RABBIT_PASS@controller:5672/",
+    auth=AUTH | {"username": "nova", "password": "NOVA_PASS"},
+    placement_auth=AUTH | {"username": "placement", "password": "PLACEMENT_PASS"},
+    region="RegionOne", glance_url="http://controller:9292",
+    novncproxy_base_url="http://10.0.0.10:6080/vnc_auto.html",
+)
+
 # Every template with the values the components pass (fixed, made-up ones).
 CASES = {
     ("mariadb", "openstack.cnf"): dict(bind_address="10.0.0.10", max_connections=4096),
@@ -24,22 +37,41 @@ CASES = {
         database_url="mysql+pymysql://keystone:KEYSTONE_DBPASS@controller/keystone",
         memcache_servers="controller:11211",
     ),
-    ("keystone", "wsgi-keystone.conf"): dict(bind_address="10.0.0.10", processes=2, wsgi_scripts="/usr/bin",
-                                             log_dir="/var/log/apache2"),
-    ("keystone", "servername.conf"): dict(server_name="controller"),
+    ("apache", "wsgi-site.conf"): dict(title="Keystone", bind_address="10.0.0.10", port=5000, processes=2,
+                                       process_group="keystone-public", user="keystone",
+                                       script="keystone-wsgi-public", wsgi_scripts="/usr/bin",
+                                       log_dir="/var/log/apache2", log_name="keystone", limit_request_body=114688),
+    ("apache", "servername.conf"): dict(server_name="controller"),
     ("keystone", "admin-openrc"): dict(password="ADMIN 'PASS'", auth_url="http://10.0.0.10:5000/v3/",
                                        region="RegionOne"),
     ("keystone", "clouds.yaml"): dict(password='ADMIN "PASS"', auth_url="http://10.0.0.10:5000/v3/",
                                       region="RegionOne"),
+    ("glance", "glance-api.conf"): dict(bind_address="10.0.0.10", workers=2,
+                                        database_url="mysql+pymysql://glance:GLANCE_DBPASS@controller/glance",
+                                        auth=AUTH | {"username": "glance", "password": "GLANCE_PASS"},
+                                        images_dir="/var/lib/glance/images/"),
+    ("placement", "placement.conf"): dict(database_url="mysql+pymysql://placement:PLACEMENT_DBPASS@controller/placement",
+                                          auth=AUTH | {"username": "placement", "password": "PLACEMENT_PASS"}),
+    ("nova", "nova.conf"): NOVA | dict(controller=True, my_ip="10.0.0.10"),
+    ("nova", "nova-api-uwsgi.ini"): dict(workers=2),
+    ("nova", "nova-compute.conf"): dict(virt_type="qemu", virt_type_reason="virtType auto: no usable hardware virtualisation"),
+    ("libvirt", "qemu.conf"): dict(in_container=True, container="systemd-nspawn"),
 }
-INI = {("mariadb", "openstack.cnf"), ("keystone", "keystone.conf")}
+# More renders of the same templates: the other branches.
+VARIANTS = {
+    ("nova", "nova.conf", "compute"): NOVA | dict(controller=False, my_ip="10.0.0.11"),
+    ("libvirt", "qemu.conf", "host"): dict(in_container=False, container="none"),
+}
+INI = {("mariadb", "openstack.cnf"), ("keystone", "keystone.conf"), ("glance", "glance-api.conf"),
+       ("placement", "placement.conf"), ("nova", "nova.conf"), ("nova", "nova-compute.conf"),
+       ("nova", "nova-api-uwsgi.ini")}
 
 
 def all_templates() -> set[tuple[str, str]]:
     found = set()
     for folder, _, files in os.walk(render.TEMPLATES):
         for name in files:
-            if name.endswith(".j2"):
+            if name.endswith(".j2") and not name.startswith("_"):  # _name.j2: macros, used by the others
                 service = os.path.relpath(folder, render.TEMPLATES).split(os.sep)[0]
                 found.add((service, name[: -len(".j2")]))
     return found
@@ -49,11 +81,14 @@ def test_every_template_has_a_golden_case():
     assert all_templates() == set(CASES)
 
 
+RENDERS = {(service, filename, ""): values for (service, filename), values in CASES.items()} | VARIANTS
+
+
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-@pytest.mark.parametrize("service,filename", sorted(CASES))
-def test_golden_render(profile, service, filename):
-    text = render.render(service, filename, profile, **CASES[(service, filename)])
-    path = os.path.join(GOLDEN, profile, service, filename)
+@pytest.mark.parametrize("service,filename,variant", sorted(RENDERS))
+def test_golden_render(profile, service, filename, variant):
+    text = render.render(service, filename, profile, **RENDERS[(service, filename, variant)])
+    path = os.path.join(GOLDEN, profile, service, filename + (f".{variant}" if variant else ""))
     if os.environ.get("UPDATE_GOLDEN"):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
@@ -64,6 +99,17 @@ def test_golden_render(profile, service, filename):
         parser = configparser.ConfigParser(interpolation=None, strict=True)
         parser.read_string(text)
         assert parser.sections()
+
+
+def test_a_compute_hosts_nova_conf_has_no_database_section_or_credentials():
+    text = render.render("nova", "nova.conf", "debian", **VARIANTS[("nova", "nova.conf", "compute")])
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(text)
+    assert not {"database", "api_database"} & set(parser.sections())
+    assert "NOVA_DBPASS" not in text and "mysql" not in text
+    assert parser["vnc"]["novncproxy_base_url"] == "http://10.0.0.10:6080/vnc_auto.html"
+    controller = render.render("nova", "nova.conf", "debian", **CASES[("nova", "nova.conf")])
+    assert "mysql+pymysql://nova:NOVA_DBPASS@controller/nova_api" in controller
 
 
 def test_keystone_conf_has_the_seeds_settings():

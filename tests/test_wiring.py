@@ -126,11 +126,52 @@ def test_controller_foundation_on_the_controller_only_and_nothing_on_compute_hos
                  "keystone-ctl-fernet", "keystone-ctl-bootstrap", "keystone-ctl-apache", "keystone-provider",
                  "keystone-service-project", "keystone-user-role"):
         assert step in names, step
-    assert not [n for n in names if "-cmp1-" in n and not n.startswith("cloud-cmp1")]
-    assert "cloud-cmp1-packages" not in names  # nothing to install on a compute host yet
     packages = names["cloud-ctl-packages"].inputs["create"]
-    for p in ("mariadb-server", "rabbitmq-server", "memcached", "apache2", "libapache2-mod-wsgi-py3", "keystone"):
+    for p in ("mariadb-server", "rabbitmq-server", "memcached", "apache2", "libapache2-mod-wsgi-py3", "keystone",
+              "glance-api", "placement-api", "nova-api", "nova-conductor", "nova-scheduler", "nova-consoleproxy"):
         assert f" {p}" in packages
+    assert "nova-compute" not in packages
+
+
+def test_compute_hosts_run_nova_compute_only_and_hold_no_database_credentials():
+    mocks, cloud = run_program(GOOD)
+    names = by_name(mocks)
+    on_compute = sorted(n for n in names if "-cmp1-" in n and not n.startswith("cloud-cmp1"))
+    assert on_compute == [f"nova-compute-cmp1-{step}" for step in
+                          ("config", "driver-config", "facts", "libvirt", "qemu-conf", "service")]
+    packages = names["cloud-cmp1-packages"].inputs["create"]
+    assert " nova-compute" in packages and "mariadb" not in packages and "nova-api" not in packages
+    conf = plain(names["nova-compute-cmp1-config"].inputs["content"])
+    assert "[database]" not in conf and "[api_database]" not in conf and "pw-cloud-passwords-nova_db" not in conf
+    assert "transport_url = rabbit://openstack:pw-cloud-passwords-rabbitmq@ctl:5672/" in conf
+    assert "my_ip = 10.0.0.11" in conf
+    controller = plain(names["nova-ctl-config"].inputs["content"])
+    assert "connection = mysql+pymysql://nova:pw-cloud-passwords-nova_db@ctl/nova_api" in controller
+    # Without facts (a preview before the host answers), emulation; with virtType set, that.
+    assert "virt_type = qemu" in names["nova-compute-cmp1-driver-config"].inputs["content"]
+    mocks, _ = run_program(dict(GOOD, virtType="kvm"))
+    assert "virt_type = kvm" in by_name(mocks)["nova-compute-cmp1-driver-config"].inputs["content"]
+
+
+def test_the_discover_run_waits_for_every_compute_host_and_a_new_host_adds_only_its_own_resources():
+    mocks, _ = run_program(GOOD)
+    bigger = dict(GOOD, hosts=GOOD["hosts"] + [{"name": "cmp2", "address": "10.0.0.12", "roles": ["compute"]}])
+    mocks2, _ = run_program(bigger)
+    before, after = by_name(mocks), by_name(mocks2)
+    discover = after["nova-ctl-discover-hosts"]
+    assert discover.inputs["triggers"] == ["cmp1", "cmp2"]
+    added = set(after) - set(before)
+    assert all("cmp2" in n for n in added), added
+    assert {"cloud-cmp2", "nova-compute-cmp2-service", "nova-compute-cmp2-config"} <= added
+
+
+def test_a_nova_option_changes_only_what_nova_reads():
+    mocks, _ = run_program(GOOD)
+    mocks2, _ = run_program(dict(GOOD, overrides={"nova": {"DEFAULT": {"debug": True}}}))
+    before, after = by_name(mocks), by_name(mocks2)
+    changed = sorted(n for n in before if before[n].inputs.get("triggers") != after[n].inputs.get("triggers"))
+    assert changed == ["nova-compute-cmp1-service", "nova-ctl-api", "nova-ctl-conductor", "nova-ctl-novncproxy",
+                       "nova-ctl-scheduler"]
 
 
 def test_configs_carry_the_services_addresses_and_secrets_stay_secret():

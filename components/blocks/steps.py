@@ -28,7 +28,7 @@ def package_set(name: str, connection: pulumi.Input[dict], profile: Profile, pac
     """Installs `packages` (distribution names) without starting their services: each service starts once
     its config is in place. A changed set installs the new packages in place."""
     names = " ".join(shlex.quote(p) for p in packages)
-    install = f"{profile.install_command} {names}"
+    install = f"{profile.install_command} {names} && {profile.after_install}"
     return RemoteCommand(
         name,
         connection=connection,
@@ -49,11 +49,13 @@ def config_file(name: str, connection: pulumi.Input[dict], path: str, content: p
 
 
 def systemd_service(name: str, connection: pulumi.Input[dict], unit: str, triggers: Sequence[pulumi.Input[str]] = (),
-                    ready: str = "", opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
+                    ready: str = "", reload: bool = False,
+                    opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
     """Enables and (re)starts `unit`; runs again, restarting it, exactly when one of `triggers` (the hashes of
-    the files it reads) changes. `ready` is a shell condition waited for with a deadline after each start."""
+    the files it reads) changes. `ready` is a shell condition waited for with a deadline after each start.
+    `reload`: for a unit another step owns (a web server with several sites), reload it and never stop it."""
     u = shlex.quote(unit)
-    start = f"systemctl enable -q {u} && systemctl restart {u}"
+    start = f"systemctl enable -q {u} && systemctl {'reload-or-restart' if reload else 'restart'} {u}"
     if ready:
         start += f" && {ready}"
     return RemoteCommand(
@@ -61,11 +63,32 @@ def systemd_service(name: str, connection: pulumi.Input[dict], unit: str, trigge
         connection=connection,
         create=start,
         update=start,
-        delete=f"systemctl disable -q --now {u} || true",
+        delete=None if reload else f"systemctl disable -q --now {u} || true",
         check=f"systemctl is-active -q {u} && systemctl is-enabled -q {u}",
         triggers=list(triggers),
         opts=opts,
     )
+
+
+def platform_service(name: str, connection: pulumi.Input[dict], profile: Profile, service: str,
+                     triggers: Sequence[pulumi.Input[str]] = (), ready: str = "",
+                     opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
+    """systemd_service for a logical service (profiles.py): with the platform's unit defaults file, if it has
+    one for this service, written first (`{name}-defaults`) and its hash among the triggers."""
+    extra = profile.unit_defaults.get(service)
+    if extra is not None:
+        path, text = extra
+        parent = opts.parent if opts is not None else None
+        defaults = config_file(f"{name}-defaults", connection, path, text, opts=pulumi.ResourceOptions(parent=parent))
+        triggers = [*triggers, content_hash(text)]
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[defaults]))
+    return systemd_service(name, connection, profile.service(service), triggers=triggers, ready=ready, opts=opts)
+
+
+def as_user(user: str, command: str) -> str:
+    """`command` run as a service's user (db syncs, key setup), so the files it creates stay readable by the
+    service's daemons."""
+    return f"runuser -u {shlex.quote(user)} -- {command}"
 
 
 def wait_until(condition: str, seconds: int, what: str) -> str:

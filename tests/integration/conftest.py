@@ -29,8 +29,7 @@ def env():
     return e
 
 
-@pytest.fixture
-def project(tmp_path, env):
+def make_project(tmp_path, env):
     """A copy of the program in a temporary directory with its own file backend, so a test's stacks and
     stack config files never touch the repository's."""
     work = tmp_path / "project"
@@ -45,6 +44,11 @@ def project(tmp_path, env):
     (tmp_path / "state").mkdir()
     test_env = dict(env, PULUMI_BACKEND_URL=f"file://{tmp_path}/state", PULUMI_CONFIG_PASSPHRASE=LAB_PASSPHRASE)
     return work, test_env
+
+
+@pytest.fixture
+def project(tmp_path, env):
+    return make_project(tmp_path, env)
 
 
 def stack(project, name: str) -> auto.Stack:

@@ -1,6 +1,7 @@
 """The test lab stack: its own stack name, bridge and subnet (a developer's running lab is left alone), and
 helpers to reach its nodes and read its state."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -8,6 +9,7 @@ import subprocess
 
 import pytest
 import yaml
+from pulumi import automation as auto
 
 from components.config import PASSWORDS
 from components.providers import ssh
@@ -18,8 +20,9 @@ BRIDGE = "osdtest0"
 NODES = {"controller": "10.67.0.10", "compute1": "10.67.0.11"}
 
 
-@pytest.fixture
-def lab(project):
+@contextlib.contextmanager
+def lab_stack(project):
+    """The lab stack for this test's project, destroyed afterwards whatever happened (the machine left clean)."""
     work, _ = project
     with open(work / "stacks" / "Pulumi.lab.yaml") as f:
         doc = yaml.safe_load(f)
@@ -33,9 +36,22 @@ def lab(project):
     with open(work / "stacks" / f"Pulumi.{STACK}.yaml", "w") as f:
         yaml.safe_dump(doc, f)
     s = stack(project, STACK)
-    yield s
-    s.destroy()  # whatever the test did, leave the machine clean
-    assert leftovers() == []
+    try:
+        yield s
+    finally:
+        s.destroy()
+        assert leftovers() == []
+
+
+@pytest.fixture
+def lab(project):
+    with lab_stack(project) as s:
+        yield s
+
+
+def set_config(s, key: str, value) -> None:
+    """Sets a structured stack config value (as `pulumi config set --path`, from a Python value)."""
+    s.set_config(key, auto.ConfigValue(value=json.dumps(value)), path=False)
 
 
 def private_key(s) -> str:

@@ -1,0 +1,93 @@
+"""What every OpenStack API service takes from the cloud beneath it, and the steps they all share: its
+database, its Keystone registration, its config rendered with the credentials it authenticates with, and a
+one-off command run as its user (a db sync). A service component is these plus a few lines of its own data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+import pulumi
+
+from .. import render
+from ..host import Host
+from ..profiles import Profile
+from ..providers.remote import RemoteCommand, RemoteFile
+from .database import DatabaseServer, service_database
+from .registration import KeystoneRegistration, RegistrationArgs
+from .steps import as_user, config_file
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """The cloud as a service sees it (the same for every service; built once by the assembly)."""
+
+    host: Host  # the controller that runs the service's API and one-off steps
+    profile: Profile
+    region: str
+    cloud: pulumi.Input[dict]  # Keystone's admin session (secret)
+    database: DatabaseServer
+    auth_url: str  # Keystone's internal URL, which services authenticate against
+    public_auth_url: str  # the one clients are sent to (www_authenticate_uri)
+    memcache_servers: pulumi.Input[str]
+    public_host: str  # where clients outside the cloud reach the APIs (a VIP or the controller's address)
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)  # stack-wide
+
+    def urls(self, port: int, path: str = "") -> dict[str, str]:
+        """The endpoint URL per interface: public on the public host, internal/admin on the controller's name."""
+        internal = f"http://{self.host.spec.name}:{port}{path}"
+        return {"public": f"http://{self.public_host}:{port}{path}", "internal": internal, "admin": internal}
+
+    def service_overrides(self, service: str, host: Host) -> dict[str, dict[str, Any]]:
+        """The stack-wide overrides of `service`, then `host`'s own on top."""
+        return render.merged_overrides(self.overrides.get(service, {}), host.spec.overrides.get(service, {}))
+
+    def auth(self, username: str, password: pulumi.Input[str]) -> pulumi.Output[dict]:
+        """The values of the templates' keystone_authtoken and service credential sections (secret)."""
+        return pulumi.Output.secret(pulumi.Output.all(password, self.memcache_servers).apply(lambda v: {
+            "auth_url": self.auth_url, "public_auth_url": self.public_auth_url, "memcached_servers": v[1],
+            "username": username, "password": v[0],
+        }))
+
+
+
+class ServiceComponent(pulumi.ComponentResource):
+    """The frame every API service on the controller shares: its steps are named `{name}-{host}-{step}`,
+    its database `{name}-database`, its Keystone registration `{name}-identity-*`."""
+
+    def __init__(self, type_: str, name: str, ctx: ServiceContext, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_, name, None, opts)
+        self.ctx, self.host, self.profile = ctx, ctx.host, ctx.profile
+        self.service_name = name
+        self.prefix = f"{name}-{ctx.host.spec.name}"
+
+    def after(self, *deps: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, depends_on=list(deps))
+
+    def database(self, databases: Sequence[str], user: str, password: pulumi.Input[str]) -> dict[str, pulumi.Output[str]]:
+        """The service's databases and user; each database's SQLAlchemy URL (secret)."""
+        _, urls = service_database(f"{self.service_name}-database", self.ctx.database, databases, user, password,
+                                   opts=self.after())
+        return urls
+
+    def register(self, service_type: str, description: str, port: int, path: str, user: str,
+                 password: pulumi.Input[str]) -> KeystoneRegistration:
+        """The service user (admin on `service`), the service entity and its three endpoints."""
+        ctx = self.ctx
+        return KeystoneRegistration(
+            f"{self.service_name}-identity",
+            RegistrationArgs(cloud=ctx.cloud, region=ctx.region, service=self.service_name, service_type=service_type,
+                             description=description, urls=ctx.urls(port, path), user=user, password=password),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def secret_config(self, path: str, text: pulumi.Input[str], group: str, step: str = "config") -> RemoteFile:
+        """A config file holding credentials: secret, 0640, readable by the service's group only."""
+        return config_file(f"{self.prefix}-{step}", self.host.connection, path, pulumi.Output.secret(text),
+                           mode="0640", group=group, opts=self.after())
+
+    def run_as(self, step: str, user: str, command: str, check: Optional[str] = None,
+               after: Sequence[pulumi.Resource] = ()) -> RemoteCommand:
+        """A one-off step (a db sync, a cell mapping) as the service's user; `check` tells on refresh that it holds."""
+        return RemoteCommand(f"{self.prefix}-{step}", connection=self.host.connection, create=as_user(user, command),
+                             check=as_user(user, check) if check else None, opts=self.after(*after))

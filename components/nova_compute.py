@@ -1,0 +1,95 @@
+"""Nova on each compute host: libvirt, nova.conf WITHOUT any database section (compute hosts reach the
+cloud's state only through RabbitMQ and the conductor), nova-compute.conf with the libvirt driver and a
+virt_type chosen from the host's facts, and the nova-compute service. Children are named per host, so
+adding a compute host adds only its own resources (and a new discover run on the controller)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+import pulumi
+
+from . import render
+from .blocks.service import ServiceContext
+from .blocks.steps import config_file, content_hash, systemd_service
+from .host import Host
+from .nova import nova_conf
+from .providers.remote import RemoteCommand
+
+# Prints "<kvm|qemu> <container type or none>": hardware virtualisation usable by this host, and whether it
+# is itself a container (then libvirt cannot manage cgroups; the lab's nodes are systemd-nspawn containers).
+FACTS = (
+    "if [ -c /dev/kvm ] && grep -Eqw 'vmx|svm' /proc/cpuinfo; then v=kvm; else v=qemu; fi; "
+    "c=$(systemd-detect-virt --container 2>/dev/null || true); echo \"$v ${c:-none}\""
+)
+
+
+@dataclass(frozen=True)
+class NovaComputeArgs:
+    ctx: ServiceContext  # the controller's view: Keystone, region, public host
+    hosts: Sequence[Host]
+    password: pulumi.Input[str]  # the nova service user's
+    placement_password: pulumi.Input[str]
+    transport_url: pulumi.Input[str]
+    glance_url: str
+    novncproxy_base_url: str
+    virt_type: str  # auto, kvm or qemu (config.VIRT_TYPES)
+    after: Sequence[pulumi.Resource] = ()  # the controller's conductor and scheduler
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+def hypervisor(configured: str, facts: str) -> tuple[str, str]:
+    """The virt_type to use and why, from the config's choice and the host's facts line."""
+    found = facts.split()[0] if facts.split() else "qemu"
+    if configured != "auto":
+        return configured, f"set by virtType: {configured}"
+    if found == "kvm":
+        return "kvm", "virtType auto: /dev/kvm and CPU virtualisation extensions found"
+    return "qemu", "virtType auto: no usable hardware virtualisation (/dev/kvm or vmx/svm missing), so emulation"
+
+
+class NovaCompute(pulumi.ComponentResource):
+    services: list[pulumi.Resource]
+
+    def __init__(self, name: str, args: NovaComputeArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("openstack-deploy:openstack:NovaCompute", name, None, opts)
+        ctx, profile = args.ctx, args.ctx.profile
+        self.services = []
+        for host in args.hosts:
+            prefix = f"{name}-{host.spec.name}"
+            conn = host.connection
+
+            def after(*deps) -> pulumi.ResourceOptions:
+                return pulumi.ResourceOptions(parent=self, depends_on=list(deps))
+
+            facts = RemoteCommand(f"{prefix}-facts", connection=conn, create=FACTS, keep_stdout=True,
+                                  opts=after())
+            facts_line = facts.stdout.apply(lambda out: (out or "").strip())
+            container = facts_line.apply(lambda line: line.split()[1] if len(line.split()) > 1 else "none")
+            qemu_text = container.apply(lambda c: render.render("libvirt", "qemu.conf", profile.name,
+                                                                in_container=c != "none", container=c))
+            qemu = config_file(f"{prefix}-qemu-conf", conn, profile.path("libvirt_qemu_conf"), qemu_text,
+                               opts=after())
+            libvirt = systemd_service(f"{prefix}-libvirt", conn, profile.service("libvirt"),
+                                      triggers=[content_hash(qemu_text)], opts=after(qemu))
+
+            overrides = ctx.service_overrides("nova", host)
+            conf_text = pulumi.Output.all(
+                args.transport_url, ctx.auth("nova", args.password), ctx.auth("placement", args.placement_password),
+            ).apply(lambda v, host=host, overrides=overrides: nova_conf(profile.name, False, host.address, dict(
+                transport_url=v[0], auth=v[1], placement_auth=v[2], region=ctx.region, glance_url=args.glance_url,
+                novncproxy_base_url=args.novncproxy_base_url), overrides))
+            conf = config_file(f"{prefix}-config", conn, "/etc/nova/nova.conf", pulumi.Output.secret(conf_text),
+                               mode="0640", group="nova", opts=after())
+            driver_text = facts_line.apply(lambda line: render.render(
+                "nova", "nova-compute.conf", profile.name,
+                **dict(zip(("virt_type", "virt_type_reason"), hypervisor(args.virt_type, line)))))
+            driver = config_file(f"{prefix}-driver-config", conn, "/etc/nova/nova-compute.conf", driver_text,
+                                 mode="0640", group="nova", opts=after())
+            self.services.append(systemd_service(
+                f"{prefix}-service", conn, profile.service("nova_compute"),
+                triggers=[content_hash(conf_text), content_hash(driver_text)],
+                opts=after(conf, driver, libvirt, *args.after),
+            ))
+        self.register_outputs({})
