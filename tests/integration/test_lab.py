@@ -9,13 +9,8 @@ import pytest
 
 from components.providers.lab import netns_processes, node_init
 from tests.integration.labstack import (  # noqa: F401 (lab is a fixture)
-    BRIDGE, NODES, STACK, assert_secrets_only_as_ciphertext, lab, leftovers, on, private_key,
+    BRIDGE, HOST_PREP, LAB, NODES, STACK, assert_secrets_only_as_ciphertext, lab, leftovers, on, private_key,
 )
-
-# The lab itself and what every host gets before any package: passwords, nodes, /etc/hosts block, name check.
-# Tests of the lab's own life cycle target these only; the services have their own tests.
-LAB = ["**lab-**", "**::lab", "**::cloud", "**cloud-passwords**"]
-HOST_PREP = LAB + ["**::cloud-controller", "**::cloud-compute1", "**-etc-hosts", "**-name-check"]
 
 
 def test_lab_up_nodes_run_and_reach_each_other_then_a_killed_node_comes_back(lab):

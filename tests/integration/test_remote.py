@@ -1,11 +1,11 @@
 """The remote building blocks against a real lab node: files and commands, their facts, drift and undo."""
 
 from components.providers import remote
-from tests.integration.labstack import NODES, lab, private_key  # noqa: F401  (lab is a fixture)
+from tests.integration.labstack import LAB, NODES, lab, private_key  # noqa: F401  (lab is a fixture)
 
 
 def test_remote_file_and_command_read_the_host_and_undo(lab):  # noqa: F811
-    lab.up()
+    lab.up(target=LAB)  # bare nodes are enough
     conn = {"host": NODES["controller"], "private_key": private_key(lab)}
 
     files = remote._FileProvider()
