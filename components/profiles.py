@@ -61,7 +61,9 @@ DEBIAN = Profile(
         "export DEBIAN_FRONTEND=noninteractive && "
         "(apt-get -q update || apt-get -q update) && "
         "apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
-        "-o Dpkg::Options::=--force-confold install"
+        # Without recommends: they bring the compute hosts a kernel image (guestmount -> supermin) and every
+        # QEMU architecture (libvirt -> qemu-system), neither of which Nova uses.
+        "-o Dpkg::Options::=--force-confold --no-install-recommends install"
     ),
     # policy-rc.d also denied the maintainer scripts' `invoke-rc.d dbus reload`: without it D-Bus ignores the
     # bus policies the new packages brought, and polkit (which libvirt asks) cannot take its bus name.
