@@ -25,7 +25,7 @@ from .nova_compute import NovaCompute, NovaComputeArgs
 from .passwords import Passwords
 from .placement import Placement, PlacementArgs
 from .rabbitmq import RabbitMQ, RabbitMQArgs
-from .render import merged_overrides
+from .render import service_overrides
 
 # The logical package sets (profiles.py) each role's services need.
 ROLE_PACKAGES = {
@@ -85,7 +85,7 @@ class Cloud(pulumi.ComponentResource):
                 admin_password=self.passwords["keystone_admin"],
                 memcache_servers=self.memcached.servers,
                 public_host=cfg.vip or controller.address,
-                overrides=merged_overrides(cfg.overrides.get("keystone", {}), controller.spec.overrides.get("keystone", {})),
+                overrides=service_overrides(cfg.overrides, controller.spec.overrides, "keystone"),
             ),
             opts=child,
         )

@@ -10,7 +10,7 @@ import pulumi
 
 from . import render
 from .blocks.service import ServiceComponent, ServiceContext
-from .blocks.steps import content_hash, systemd_service, wait_until
+from .blocks.steps import content_hash, http_answers, systemd_service
 
 PORT = 9292
 IMAGES = "/var/lib/glance/images/"
@@ -45,7 +45,7 @@ class Glance(ServiceComponent):
         db_sync = self.run_as("db-sync", "glance", "glance-manage db_sync", after=[conf])
         self.ready = systemd_service(
             f"{self.prefix}-api", host.connection, profile.service("glance_api"), triggers=[content_hash(conf_text)],
-            ready=wait_until(f"curl -s -o /dev/null http://{host.address}:{PORT}/", 120, f"Glance (port {PORT})"),
+            ready=http_answers(host.address, PORT, "Glance"),
             opts=self.after(db_sync, *identity.entities),
         )
         self.url = self.ctx.urls(PORT)["internal"]

@@ -14,7 +14,7 @@ import pulumi
 
 from . import render
 from .blocks.service import ServiceComponent, ServiceContext
-from .blocks.steps import as_user, config_file, content_hash, platform_service, systemd_service, wait_until
+from .blocks.steps import as_user, config_file, content_hash, http_answers, platform_service, systemd_service, wait_until
 from .providers.remote import RemoteCommand
 
 PORT = 8774
@@ -82,7 +82,7 @@ class Nova(ServiceComponent):
         api = systemd_service(
             f"{self.prefix}-api", host.connection, profile.service("nova_api"),
             triggers=[content_hash(conf_text), content_hash(uwsgi_text)],
-            ready=wait_until(f"curl -s -o /dev/null http://{host.address}:{PORT}/", 120, f"Nova API (port {PORT})"),
+            ready=http_answers(host.address, PORT, "Nova API"),
             opts=self.after(uwsgi, *started),
         )
         daemons = {

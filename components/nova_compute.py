@@ -5,8 +5,8 @@ adding a compute host adds only its own resources (and a new discover run on the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import pulumi
 
@@ -36,7 +36,6 @@ class NovaComputeArgs:
     novncproxy_base_url: str
     virt_type: str  # auto, kvm or qemu (config.VIRT_TYPES)
     after: Sequence[pulumi.Resource] = ()  # the controller's conductor and scheduler
-    overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 def hypervisor(configured: str, facts: str) -> tuple[str, str]:
@@ -56,13 +55,13 @@ class NovaCompute(pulumi.ComponentResource):
         super().__init__("openstack-deploy:openstack:NovaCompute", name, None, opts)
         ctx, profile = args.ctx, args.ctx.profile
         self.services = []
+
+        def after(*deps) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=list(deps))
+
         for host in args.hosts:
             prefix = f"{name}-{host.spec.name}"
             conn = host.connection
-
-            def after(*deps) -> pulumi.ResourceOptions:
-                return pulumi.ResourceOptions(parent=self, depends_on=list(deps))
-
             facts = RemoteCommand(f"{prefix}-facts", connection=conn, create=FACTS, keep_stdout=True,
                                   opts=after())
             facts_line = facts.stdout.apply(lambda out: (out or "").strip())

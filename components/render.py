@@ -88,6 +88,11 @@ def merge_ini(text: str, overrides: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def service_overrides(stack: Mapping[str, Any], host: Mapping[str, Any], service: str) -> dict[str, dict[str, Any]]:
+    """The stack-wide overrides of `service`, then the host's own on top."""
+    return merged_overrides(stack.get(service, {}), host.get(service, {}))
+
+
 def merged_overrides(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Stack-wide overrides, then per-host ones on top, section by section."""
     merged: dict[str, dict[str, Any]] = {}

@@ -40,7 +40,7 @@ class ServiceContext:
 
     def service_overrides(self, service: str, host: Host) -> dict[str, dict[str, Any]]:
         """The stack-wide overrides of `service`, then `host`'s own on top."""
-        return render.merged_overrides(self.overrides.get(service, {}), host.spec.overrides.get(service, {}))
+        return render.service_overrides(self.overrides, host.spec.overrides, service)
 
     def auth(self, username: str, password: pulumi.Input[str]) -> pulumi.Output[dict]:
         """The values of the templates' keystone_authtoken and service credential sections (secret)."""
@@ -48,7 +48,6 @@ class ServiceContext:
             "auth_url": self.auth_url, "public_auth_url": self.public_auth_url, "memcached_servers": v[1],
             "username": username, "password": v[0],
         }))
-
 
 
 class ServiceComponent(pulumi.ComponentResource):
