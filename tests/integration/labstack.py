@@ -95,8 +95,18 @@ def on(node: str, key: str, command: str) -> str:
         result = ssh.run(client, command, timeout=60)
     finally:
         client.close()
-    assert result.exit_status == 0, (node, command, result.stderr)
+    assert result.exit_status == 0, (node, command, result.stdout, result.stderr)
     return result.stdout.strip()
+
+
+def system_state(node: str, key: str) -> str:
+    """systemd's state of the node ("running": booted, no unit failed); otherwise with what explains it (the
+    failed units and their last log lines, the jobs still queued)."""
+    return on(node, key, (
+        "state=$(systemctl is-system-running); echo $state; [ $state = running ] && exit; "
+        "for u in $(systemctl --failed --no-legend --plain | awk '{print $1}'); do "
+        "echo \"failed: $u\"; journalctl -b -u $u --no-pager -n 15; done; systemctl list-jobs --no-legend"
+    ))
 
 
 def alive(pid: int) -> bool:

@@ -10,6 +10,7 @@ import pytest
 from components.providers.lab import netns_processes, node_init
 from tests.integration.labstack import (  # noqa: F401 (lab is a fixture)
     BRIDGE, HOST_PREP, LAB, NODES, STACK, assert_secrets_only_as_ciphertext, lab, leftovers, on, private_key,
+    system_state,
 )
 
 
@@ -22,7 +23,7 @@ def test_lab_up_nodes_run_and_reach_each_other_then_a_killed_node_comes_back(lab
     }
     key = private_key(lab)
     for node, other in (("controller", "compute1"), ("compute1", "controller")):
-        assert on(node, key, "systemctl is-system-running") == "running"
+        assert system_state(node, key) == "running"
         assert on(node, key, "hostname") == node
         assert f"inet {NODES[node]}/24" in on(node, key, "ip -4 -o addr show dev eth0")
         on(node, key, f"ping -c 1 -W 2 {NODES[other]}")
@@ -40,7 +41,7 @@ def test_lab_up_nodes_run_and_reach_each_other_then_a_killed_node_comes_back(lab
     up = lab.up(refresh=True, target=HOST_PREP)
     assert up.summary.resource_changes.get("create") == 1  # only the node's boot
     assert node_init(f"osd-{STACK}-compute1") not in (None, init)
-    assert on("compute1", key, "systemctl is-system-running") == "running"
+    assert system_state("compute1", key) == "running"
     on("compute1", key, f"ping -c 1 -W 2 {NODES['controller']}")
 
 
@@ -79,7 +80,7 @@ def test_after_a_machine_restart_up_refresh_brings_the_lab_back(lab, env):
     up = lab.up(refresh=True)
     assert up.summary.result == "succeeded"
     for node, other in (("controller", "compute1"), ("compute1", "controller")):
-        assert on(node, key, "systemctl is-system-running") == "running"
+        assert system_state(node, key) == "running"
         on(node, key, f"ping -c 1 -W 2 {NODES[other]}")
     on("controller", key, "test -e /root/survives-restart")  # the node's disk is the same
     on("controller", key, "curl -sf -o /dev/null http://controller:5000/v3/")  # and its services are back
