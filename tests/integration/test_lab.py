@@ -1,5 +1,6 @@
 """The lab with the real engine: nodes come up, reach each other, come back after a kill, and leave nothing."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -58,7 +59,8 @@ def simulate_machine_restart(lab_state_dir: str) -> None:
     (the node disks, base image and package cache on disk survive)."""
     for node in NODES:
         for pid in netns_processes(f"osd-{STACK}-{node}"):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # one that ended meanwhile
+                os.kill(pid, signal.SIGKILL)
     subprocess.run(["pkill", "-KILL", "-f", f"/lab/stacks/{STACK}/package-cache"], check=False)
     subprocess.run(["pkill", "-KILL", "-f", f"machine=osd-{STACK}-"], check=False)
     for node in NODES:
