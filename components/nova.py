@@ -1,7 +1,7 @@
 """Nova's management side on the controller, following the seeds: databases nova_api, nova and nova_cell0,
 the compute service in Keystone (port 8774, /v2.1), nova.conf, the cells v2 steps (api_db sync, map_cell0,
-create_cell cell1, db sync, list_cells showing both), then the api, scheduler, conductor and novncproxy
-services. Compute hosts reach Nova only through RabbitMQ (components/nova_compute.py); once they run,
+create_cell cell1, db sync, list_cells showing both), then the api, metadata api, scheduler, conductor and
+novncproxy services. Compute hosts reach Nova only through RabbitMQ (components/nova_compute.py); once they run,
 `discover_hosts` maps them into cell1."""
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from .blocks.steps import as_user, config_file, content_hash, http_answers, plat
 from .providers.remote import RemoteCommand
 
 PORT = 8774
+METADATA_PORT = 8775  # what Neutron's metadata agent will ask
 NOVNC_PORT = 6080
+# The APIs Debian runs under uwsgi (step, logical service, WSGI script, port): the seeds' enabled_apis.
+UWSGI_APIS = (
+    ("api", "nova_api", "nova-api-wsgi", PORT, "Nova API"),
+    ("metadata-api", "nova_api_metadata", "nova-metadata-wsgi", METADATA_PORT, "Nova metadata API"),
+)
 # The daemons that read nova.conf on the controller (logical names, profiles.py), each restarted on its hash.
 DAEMONS = ("nova_scheduler", "nova_conductor", "nova_novncproxy")
 
@@ -44,6 +50,7 @@ def nova_conf(profile: str, controller: bool, my_ip: str, values: dict, override
 class Nova(ServiceComponent):
     novncproxy_base_url: str
     ready: list[pulumi.Resource]  # the API, conductor and scheduler: compute hosts start after them
+    metadata_ready: pulumi.Resource  # the metadata API (Neutron's metadata agent proxies to it)
 
     def __init__(self, name: str, args: NovaArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:openstack:Nova", name, args.ctx, opts)
@@ -75,23 +82,36 @@ class Nova(ServiceComponent):
             opts=self.after(cell1),
         )
 
-        uwsgi_text = render.render("nova", "nova-api-uwsgi.ini", profile.name, workers=args.workers)
-        uwsgi = config_file(f"{self.prefix}-api-uwsgi", host.connection, profile.path("nova_api_uwsgi"), uwsgi_text,
-                            opts=self.after())
         started = [db_sync, *identity.entities, *args.after]
-        api = systemd_service(
-            f"{self.prefix}-api", host.connection, profile.service("nova_api"),
-            triggers=[content_hash(conf_text), content_hash(uwsgi_text)],
-            ready=http_answers(host.address, PORT, "Nova API"),
-            opts=self.after(uwsgi, *started),
-        )
+        apis = {
+            step: self.uwsgi_api(step, service, wsgi, port, what, conf_text, args.workers, after=started)
+            for step, service, wsgi, port, what in UWSGI_APIS
+        }
         daemons = {
             d: platform_service(f"{self.prefix}-{d.removeprefix('nova_')}", host.connection, profile, d,
                                 triggers=[content_hash(conf_text)], opts=self.after(*started))
             for d in DAEMONS
         }
-        self.ready = [api, daemons["nova_conductor"], daemons["nova_scheduler"]]
+        self.ready = [apis["api"], daemons["nova_conductor"], daemons["nova_scheduler"]]
+        self.metadata_ready = apis["metadata-api"]
         self.register_outputs({})
+
+    def uwsgi_api(self, step: str, service: str, wsgi: str, port: int, what: str, conf_text: pulumi.Output[str],
+                  workers: int, after: Sequence[pulumi.Resource]) -> pulumi.Resource:
+        """One of Debian's uwsgi units for a Nova API (`{prefix}-{step}-uwsgi`, then `{prefix}-{step}`): its
+        ini with this host's worker count, (re)started on the hash of nova.conf and the ini, ready when the port
+        answers."""
+        profile, host = self.profile, self.host
+        text = render.render("nova", "nova-api-uwsgi.ini", profile.name, workers=workers,
+                             name=profile.service(service), wsgi_file=f"{profile.path('wsgi_scripts')}/{wsgi}")
+        ini = config_file(f"{self.prefix}-{step}-uwsgi", host.connection, profile.path(f"{service}_uwsgi"), text,
+                          opts=self.after())
+        return systemd_service(
+            f"{self.prefix}-{step}", host.connection, profile.service(service),
+            triggers=[content_hash(conf_text), content_hash(text)],
+            ready=http_answers(host.address, port, what),
+            opts=self.after(ini, *after),
+        )
 
     def discover_hosts(self, computes: Sequence[str], after: Sequence[pulumi.Resource]) -> RemoteCommand:
         """`cell_v2 discover_hosts` until every compute host in `computes` is mapped to a cell (a host shows up

@@ -12,7 +12,7 @@ import pulumi
 
 from . import render
 from .blocks.service import ServiceContext
-from .blocks.steps import config_file, content_hash, systemd_service
+from .blocks.steps import config_file, content_hash, disabled_service, systemd_service
 from .host import Host
 from .nova import nova_conf
 from .providers.remote import RemoteCommand
@@ -72,6 +72,10 @@ class NovaCompute(pulumi.ComponentResource):
                                opts=after())
             libvirt = systemd_service(f"{prefix}-libvirt", conn, profile.service("libvirt"),
                                       triggers=[content_hash(qemu_text)], opts=after(qemu))
+            # Nova decides what runs after a host boots (resume_guests_state_on_host_boot); libvirt-guests would
+            # suspend the guests at shutdown and resume them behind Nova's back.
+            guests_off = disabled_service(f"{prefix}-libvirt-guests-off", conn, profile.service("libvirt_guests"),
+                                          opts=after(libvirt))
 
             overrides = ctx.service_overrides("nova", host)
             conf_text = pulumi.Output.all(
@@ -89,6 +93,6 @@ class NovaCompute(pulumi.ComponentResource):
             self.services.append(systemd_service(
                 f"{prefix}-service", conn, profile.service("nova_compute"),
                 triggers=[content_hash(conf_text), content_hash(driver_text)],
-                opts=after(conf, driver, libvirt, *args.after),
+                opts=after(conf, driver, libvirt, guests_off, *args.after),
             ))
         self.register_outputs({})

@@ -94,11 +94,14 @@ DEBIAN = Profile(
         # Debian runs Placement under uwsgi; the seeds serve it from Apache.
         "placement_standalone": "placement-api",
         "nova_api": "nova-api",
+        # Debian's nova-api package also brings (and enables) the metadata API, under uwsgi on 8775.
+        "nova_api_metadata": "nova-api-metadata",
         "nova_scheduler": "nova-scheduler",
         "nova_conductor": "nova-conductor",
         "nova_novncproxy": "nova-novncproxy",
         "nova_compute": "nova-compute",
         "libvirt": "libvirtd",
+        "libvirt_guests": "libvirt-guests",
     },
     paths={
         "mariadb_conf": "/etc/mysql/mariadb.conf.d/99-openstack.cnf",
@@ -111,6 +114,7 @@ DEBIAN = Profile(
         "web_log_dir": "/var/log/apache2",
         # Debian's nova-api runs under uwsgi with this ini (16 workers by default: too many for a small host).
         "nova_api_uwsgi": "/etc/nova/nova-api-uwsgi.ini",
+        "nova_api_metadata_uwsgi": "/etc/nova/nova-api-metadata-uwsgi.ini",  # 8 processes x 32 threads
         "libvirt_qemu_conf": "/etc/libvirt/qemu.conf",
     },
     unit_defaults={

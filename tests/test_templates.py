@@ -53,7 +53,7 @@ CASES = {
     ("placement", "placement.conf"): dict(database_url="mysql+pymysql://placement:PLACEMENT_DBPASS@controller/placement",
                                           auth=AUTH | {"username": "placement", "password": "PLACEMENT_PASS"}),
     ("nova", "nova.conf"): NOVA | dict(controller=True, my_ip="10.0.0.10"),
-    ("nova", "nova-api-uwsgi.ini"): dict(workers=2),
+    ("nova", "nova-api-uwsgi.ini"): dict(workers=2, name="nova-api", wsgi_file="/usr/bin/nova-api-wsgi"),
     ("nova", "nova-compute.conf"): dict(virt_type="qemu", virt_type_reason="virtType auto: no usable hardware virtualisation"),
     ("libvirt", "qemu.conf"): dict(in_container=True, container="systemd-nspawn"),
 }
@@ -61,6 +61,8 @@ CASES = {
 VARIANTS = {
     ("nova", "nova.conf", "compute"): NOVA | dict(controller=False, my_ip="10.0.0.11"),
     ("libvirt", "qemu.conf", "host"): dict(in_container=False, container="none"),
+    ("nova", "nova-api-uwsgi.ini", "metadata"): dict(workers=2, name="nova-api-metadata",
+                                                   wsgi_file="/usr/bin/nova-metadata-wsgi"),
 }
 INI = {("mariadb", "openstack.cnf"), ("keystone", "keystone.conf"), ("glance", "glance-api.conf"),
        ("placement", "placement.conf"), ("nova", "nova.conf"), ("nova", "nova-compute.conf"),

@@ -138,7 +138,7 @@ def test_compute_hosts_run_nova_compute_only_and_hold_no_database_credentials():
     names = by_name(mocks)
     on_compute = sorted(n for n in names if "-cmp1-" in n and not n.startswith("cloud-cmp1"))
     assert on_compute == [f"nova-compute-cmp1-{step}" for step in
-                          ("config", "driver-config", "facts", "libvirt", "qemu-conf", "service")]
+                          ("config", "driver-config", "facts", "libvirt", "libvirt-guests-off", "qemu-conf", "service")]
     packages = names["cloud-cmp1-packages"].inputs["create"]
     assert " nova-compute" in packages and "mariadb" not in packages and "nova-api" not in packages
     conf = plain(names["nova-compute-cmp1-config"].inputs["content"])
@@ -170,7 +170,8 @@ def test_a_nova_option_changes_only_what_nova_reads():
     mocks2, _ = run_program(dict(GOOD, overrides={"nova": {"DEFAULT": {"debug": True}}}))
     before, after = by_name(mocks), by_name(mocks2)
     changed = sorted(n for n in before if before[n].inputs.get("triggers") != after[n].inputs.get("triggers"))
-    assert changed == ["nova-compute-cmp1-service", "nova-ctl-api", "nova-ctl-conductor", "nova-ctl-novncproxy",
+    assert changed == ["nova-compute-cmp1-service", "nova-ctl-api", "nova-ctl-conductor", "nova-ctl-metadata-api",
+                       "nova-ctl-novncproxy",
                        "nova-ctl-scheduler"]
 
 

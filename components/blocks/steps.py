@@ -70,6 +70,20 @@ def systemd_service(name: str, connection: pulumi.Input[dict], unit: str, trigge
     )
 
 
+def disabled_service(name: str, connection: pulumi.Input[dict], unit: str,
+                     opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
+    """A unit the packages enable that this cloud must not run: stopped and disabled (refresh sees it back)."""
+    u = shlex.quote(unit)
+    return RemoteCommand(
+        name,
+        connection=connection,
+        create=f"systemctl disable -q --now {u}",
+        delete=f"systemctl enable -q {u}",  # the package's default again
+        check=f"! systemctl is-enabled -q {u} && ! systemctl is-active -q {u}",
+        opts=opts,
+    )
+
+
 def platform_service(name: str, connection: pulumi.Input[dict], profile: Profile, service: str,
                      triggers: Sequence[pulumi.Input[str]] = (), ready: str = "",
                      opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
