@@ -12,7 +12,7 @@ import pulumi
 
 from . import render
 from .blocks.service import ServiceContext
-from .blocks.steps import config_file, content_hash, disabled_service, systemd_service
+from .blocks.steps import config_file, content_hash, masked_service, systemd_service
 from .host import Host
 from .nova import nova_conf
 from .providers.remote import RemoteCommand
@@ -74,8 +74,8 @@ class NovaCompute(pulumi.ComponentResource):
                                       triggers=[content_hash(qemu_text)], opts=after(qemu))
             # Nova decides what runs after a host boots (resume_guests_state_on_host_boot); libvirt-guests would
             # suspend the guests at shutdown and resume them behind Nova's back.
-            guests_off = disabled_service(f"{prefix}-libvirt-guests-off", conn, profile.service("libvirt_guests"),
-                                          opts=after(libvirt))
+            guests_off = masked_service(f"{prefix}-libvirt-guests-off", conn, profile.service("libvirt_guests"),
+                                        opts=after(libvirt))
 
             overrides = ctx.service_overrides("nova", host)
             conf_text = pulumi.Output.all(

@@ -171,8 +171,7 @@ def test_a_nova_option_changes_only_what_nova_reads():
     before, after = by_name(mocks), by_name(mocks2)
     changed = sorted(n for n in before if before[n].inputs.get("triggers") != after[n].inputs.get("triggers"))
     assert changed == ["nova-compute-cmp1-service", "nova-ctl-api", "nova-ctl-conductor", "nova-ctl-metadata-api",
-                       "nova-ctl-novncproxy",
-                       "nova-ctl-scheduler"]
+                       "nova-ctl-novncproxy", "nova-ctl-scheduler"]
 
 
 def test_configs_carry_the_services_addresses_and_secrets_stay_secret():

@@ -4,7 +4,6 @@ hashes of the files the API reads, with an HTTP probe as readiness."""
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -14,7 +13,7 @@ from .. import render
 from ..host import Host
 from ..profiles import Profile
 from ..providers.remote import RemoteCommand
-from .steps import config_file, content_hash, systemd_service, wait_until
+from .steps import config_file, content_hash, masked_service, systemd_service, wait_until
 
 
 @dataclass(frozen=True)
@@ -54,14 +53,7 @@ def serve_with_apache(prefix: str, host: Host, profile: Profile, app: WsgiApp, r
     def opts(*deps) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=parent, depends_on=list(deps))
 
-    standalone = shlex.quote(profile.service(app.standalone))
-    no_standalone = RemoteCommand(
-        f"{prefix}-no-uwsgi", connection=conn,
-        create=f"systemctl disable -q --now {standalone} 2>/dev/null || true; systemctl mask -q {standalone}",
-        delete=f"systemctl unmask -q {standalone}",
-        check=f"test \"$(systemctl is-enabled {standalone} 2>/dev/null)\" = masked",
-        opts=opts(*after),
-    )
+    no_standalone = masked_service(f"{prefix}-no-uwsgi", conn, profile.service(app.standalone), opts=opts(*after))
     text = site_text(app, host, profile)
     site = config_file(f"{prefix}-apache-site", conn, profile.path("web_site", site=app.site), text, opts=opts(*after))
     enabled = RemoteCommand(

@@ -70,16 +70,17 @@ def systemd_service(name: str, connection: pulumi.Input[dict], unit: str, trigge
     )
 
 
-def disabled_service(name: str, connection: pulumi.Input[dict], unit: str,
-                     opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
-    """A unit the packages enable that this cloud must not run: stopped and disabled (refresh sees it back)."""
+def masked_service(name: str, connection: pulumi.Input[dict], unit: str,
+                   opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
+    """A unit the packages enable that this cloud must not run (a packaged uwsgi API served by Apache instead,
+    libvirt-guests): stopped, disabled and masked; refresh sees it unmasked."""
     u = shlex.quote(unit)
     return RemoteCommand(
         name,
         connection=connection,
-        create=f"systemctl disable -q --now {u}",
-        delete=f"systemctl enable -q {u}",  # the package's default again
-        check=f"! systemctl is-enabled -q {u} && ! systemctl is-active -q {u}",
+        create=f"systemctl disable -q --now {u} 2>/dev/null || true; systemctl mask -q {u}",
+        delete=f"systemctl unmask -q {u}",
+        check=f"test \"$(systemctl is-enabled {u} 2>/dev/null)\" = masked",
         opts=opts,
     )
 

@@ -116,8 +116,8 @@ def test_nova_runs_on_both_sides_and_sees_the_compute_node(cloud):
     on("controller", key, "systemctl is-active -q nova-api nova-api-metadata nova-scheduler nova-conductor nova-novncproxy")
     # The metadata API (the seeds' enabled_apis; Neutron's metadata agent asks it) lists its versions.
     assert "latest" in on("controller", key, "curl -sf http://controller:8775/").split()
-    assert f"{NODES['controller']}:6080" in on("controller", key, "ss -Hltn | awk '{print $4}'").split() or \
-        "0.0.0.0:6080" in on("controller", key, "ss -Hltn | awk '{print $4}'").split()
+    listening = on("controller", key, "ss -Hltn | awk '{print $4}'").split()
+    assert f"{NODES['controller']}:6080" in listening or "0.0.0.0:6080" in listening
     cells = on("controller", key, "runuser -u nova -- nova-manage cell_v2 list_cells")
     assert " cell0 " in cells and " cell1 " in cells
     # Exit 0: every check passes (the table goes to the failure message otherwise).
@@ -136,7 +136,7 @@ def test_no_compute_host_holds_database_credentials(cloud):
 
 # Units the packages enable that are not running after a deploy, and rightly so: they do their work at boot
 # and exit, or exit at once by design (the console proxies not chosen in /etc/default/nova-consoleproxy).
-# (libvirt-guests is disabled by the deploy: Nova decides what runs after a host boots.)
+# (libvirt-guests is masked by the deploy: Nova decides what runs after a host boots.)
 NOT_RUNNING_BY_DESIGN = {
     "controller": {"e2scrub_reap", "systemd-pstore", "open-iscsi", "nova-serialproxy", "nova-spicehtml5proxy"},
     "compute1": {"e2scrub_reap", "systemd-pstore", "open-iscsi"},
@@ -150,7 +150,8 @@ def test_what_a_reboot_would_start_is_what_runs_now(cloud):
     for node, expected in NOT_RUNNING_BY_DESIGN.items():
         enabled = on(node, key, "systemctl list-unit-files --type=service --state=enabled --no-legend --plain "
                                 "| awk '{print $1}' | grep -v '@' | sed 's/[.]service$//'").split()
-        inactive = {u for u in enabled if on(node, key, f"systemctl is-active {u} || true") != "active"}
+        states = on(node, key, f"systemctl is-active {' '.join(enabled)} || true").split()  # a line per unit
+        inactive = {u for u, state in zip(enabled, states, strict=True) if state != "active"}
         assert inactive == expected, (node, inactive)
 
 
@@ -172,8 +173,8 @@ def test_a_dropped_grant_is_drift_and_up_refresh_puts_it_back(cloud):
 
 
 SERVICES = {  # node: units whose restarts are watched
-    "controller": ("nova-api", "nova-api-metadata", "nova-scheduler", "nova-conductor", "nova-novncproxy", "apache2", "glance-api",
-                   "mariadb", "rabbitmq-server", "memcached"),
+    "controller": ("nova-api", "nova-api-metadata", "nova-scheduler", "nova-conductor", "nova-novncproxy",
+                   "apache2", "glance-api", "mariadb", "rabbitmq-server", "memcached"),
     "compute1": ("nova-compute", "libvirtd"),
 }
 
@@ -201,13 +202,13 @@ def test_one_nova_option_previews_and_restarts_only_novas_services(cloud):
     assert sorted(set(changed)) == [
         "nova-compute-compute1-config", "nova-compute-compute1-service", "nova-controller-api",
         "nova-controller-conductor", "nova-controller-config", "nova-controller-metadata-api",
-        "nova-controller-novncproxy",
-        "nova-controller-scheduler",
+        "nova-controller-novncproxy", "nova-controller-scheduler",
     ], changed
 
     before = invocations(key)
     s.up()
     after = invocations(key)
     restarted = sorted(unit for unit in before if before[unit] != after[unit])
-    assert restarted == ["nova-api", "nova-api-metadata", "nova-compute", "nova-conductor", "nova-novncproxy", "nova-scheduler"]
+    assert restarted == ["nova-api", "nova-api-metadata", "nova-compute", "nova-conductor", "nova-novncproxy",
+                         "nova-scheduler"]
     assert "debug = true" in on("compute1", key, "cat /etc/nova/nova.conf")
