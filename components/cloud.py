@@ -92,7 +92,7 @@ class Cloud(pulumi.ComponentResource):
 
         pw = self.passwords
         ctx = ServiceContext(
-            host=controller, profile=profile, region=cfg.region, cloud=self.keystone.cloud,
+            host=controller, profile=profile, region=cfg.region, identity=self.keystone.identity,
             database=self.mariadb.server, auth_url=self.keystone.internal_auth_url,
             public_auth_url=self.keystone.auth_url, memcache_servers=self.memcached.servers,
             public_host=cfg.vip or controller.address, overrides=cfg.overrides,

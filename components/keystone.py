@@ -1,8 +1,10 @@
 """Keystone on the controller, the seeds' way: its database, keystone.conf, db_sync, fernet and credential
 keys, bootstrap of the admin and the identity endpoints, served by Apache mod_wsgi. Then the admin session
-(the explicit provider of every Keystone entity), the `service` project and the `user` role.
+Then the explicit `openstack` provider (the admin, for every OpenStack-side resource), the `service` project and
+the `user` role.
 
-Outputs: the auth URL, the admin cloud (for registrations), an admin-openrc and a clouds.yaml (secret).
+Outputs: the auth URL, the identity layer (provider, service project, role IDs) that registrations and later
+OpenStack-side resources take, an admin-openrc and a clouds.yaml (secret).
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 import pulumi
+import pulumi_openstack as openstack
 
 from . import render
 from .blocks.apache import WsgiApp, serve_with_apache
 from .blocks.database import DatabaseServer, service_database
+from .blocks.registration import DOMAIN, Identity
 from .blocks.steps import as_user, config_file
 from .host import Host
 from .profiles import Profile
-from .providers.keystone import AdminSession, Entity
 from .providers.remote import RemoteCommand
 
 
@@ -40,7 +43,7 @@ class KeystoneArgs:
 
 class Keystone(pulumi.ComponentResource):
     auth_url: str
-    cloud: pulumi.Output[dict]  # secret; from the admin session, so entities wait for a working Keystone
+    identity: Identity
     admin_openrc: pulumi.Output[str]
     clouds_yaml: pulumi.Output[str]
 
@@ -109,26 +112,23 @@ class Keystone(pulumi.ComponentResource):
                                    extra_files=[(server_name, server_name_text)])
         self.ready = apache
 
-        admin = {
-            "auth_url": self.auth_url,
-            "username": "admin",
-            "project_name": "admin",
-            "user_domain_name": "Default",
-            "project_domain_name": "Default",
-            "region_name": args.region,
-            "interface": "public",
-        }
-        # `disposable`: Keystone's host is a lab node whose disk goes with it, so entity deletes are skipped.
-        cloud = pulumi.Output.secret(
-            pulumi.Output.all(args.admin_password, apache.id, conn).apply(
-                lambda v: dict(admin, password=v[0], disposable=bool(v[2].get("disposable"))))
+        # The explicit provider of every OpenStack-side resource: the admin through the public endpoint, configured
+        # once Apache serves Keystone. Its password is a secret input (encrypted in the state).
+        self.provider = openstack.Provider(
+            f"{name}-openstack", auth_url=self.auth_url, user_name="admin",
+            password=pulumi.Output.secret(args.admin_password), tenant_name="admin", user_domain_name="Default",
+            project_domain_name="Default", region=args.region,
+            max_retries=5,  # a 5xx while Apache reloads its WSGI daemons (another site added) is retried
+            opts=after(apache),
         )
-        session = AdminSession(f"{name}-provider", cloud, opts=after())
-        self.cloud = session.cloud
-        self.service_project = Entity(f"{name}-service-project", self.cloud, "project",
-                                      {"name": "service", "domain": "default", "description": "Service Project"},
-                                      opts=after())
-        self.user_role = Entity(f"{name}-user-role", self.cloud, "role", {"name": "user"}, opts=after())
+        on_keystone = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        self.service_project = openstack.identity.Project(
+            f"{name}-service-project", name="service", domain_id=DOMAIN, description="Service Project", opts=on_keystone)
+        self.user_role = openstack.identity.Role(f"{name}-user-role", name="user", opts=on_keystone)
+        # The admin role is Keystone's bootstrap's: looked up, not managed.
+        admin_role = openstack.identity.get_role_output(name="admin", opts=pulumi.InvokeOutputOptions(provider=self.provider))
+        self.identity = Identity(provider=self.provider, service_project_id=self.service_project.id,
+                                 role_ids={"admin": admin_role.id})
 
         password = pulumi.Output.from_input(args.admin_password)
         self.admin_openrc = pulumi.Output.secret(password.apply(
@@ -138,5 +138,5 @@ class Keystone(pulumi.ComponentResource):
             lambda p: render.render("keystone", "clouds.yaml", profile.name, password=p, auth_url=self.auth_url,
                                     region=args.region)))
         config_file(f"{prefix}-admin-openrc", conn, "/root/admin-openrc", self.admin_openrc, mode="0600",
-                    opts=after(session))
+                    opts=after(apache))
         self.register_outputs({"auth_url": self.auth_url})

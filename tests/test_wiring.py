@@ -15,6 +15,7 @@ from tests.test_config import GOOD, KEY
 class Recorder(pulumi.runtime.Mocks):
     def __init__(self):
         self.resources = []
+        self.calls = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.resources.append(args)
@@ -24,6 +25,9 @@ class Recorder(pulumi.runtime.Mocks):
         return f"{args.name}-id", outs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        self.calls.append(args)
+        if args.token == "openstack:identity/getRole:getRole":
+            return {"id": f"role-{args.args['name']}-id", "name": args.args["name"]}
         return {}
 
 
@@ -123,7 +127,7 @@ def test_controller_foundation_on_the_controller_only_and_nothing_on_compute_hos
     names = by_name(mocks)
     for step in ("mariadb-ctl-config", "mariadb-ctl-service", "rabbitmq-ctl-user", "rabbitmq-ctl-no-guest",
                  "memcached-ctl-service", "keystone-database", "keystone-ctl-config", "keystone-ctl-db-sync",
-                 "keystone-ctl-fernet", "keystone-ctl-bootstrap", "keystone-ctl-apache", "keystone-provider",
+                 "keystone-ctl-fernet", "keystone-ctl-bootstrap", "keystone-ctl-apache", "keystone-openstack",
                  "keystone-service-project", "keystone-user-role"):
         assert step in names, step
     packages = names["cloud-ctl-packages"].inputs["create"]
@@ -183,9 +187,14 @@ def test_configs_carry_the_services_addresses_and_secrets_stay_secret():
     assert "connection = mysql+pymysql://keystone:pw-cloud-passwords-keystone_db@ctl/keystone" in keystone_conf
     assert "memcache_servers = ctl:11211" in keystone_conf
     assert value(cloud.rabbitmq.transport_url) == "rabbit://openstack:pw-cloud-passwords-rabbitmq@ctl:5672/"
-    for output in (cloud.rabbitmq.transport_url, cloud.keystone.admin_openrc, cloud.keystone.clouds_yaml,
-                   cloud.keystone.cloud):
+    for output in (cloud.rabbitmq.transport_url, cloud.keystone.admin_openrc, cloud.keystone.clouds_yaml):
         assert secret(output)
+    # The openstack provider is the admin through the public endpoint; its password a secret input.
+    provider = names["keystone-openstack"]
+    assert provider.typ == "pulumi:providers:openstack"
+    assert provider.inputs["authUrl"] == "http://10.0.0.10:5000/v3/" and provider.inputs["userName"] == "admin"
+    assert plain(provider.inputs["password"]) == "pw-cloud-passwords-keystone_admin"
+    assert provider.inputs["password"] != plain(provider.inputs["password"])  # sent as a secret
     # The admin password reaches keystone-manage on stdin, not on its command line.
     bootstrap = names["keystone-ctl-bootstrap"].inputs
     assert "pw-cloud-passwords-keystone_admin" not in bootstrap["create"]
@@ -213,22 +222,53 @@ def test_keystone_urls_public_on_the_address_internal_and_admin_on_the_name():
 
 
 def test_a_keystone_registration_is_a_user_its_role_a_service_and_three_endpoints():
-    from components.blocks.registration import KeystoneRegistration, RegistrationArgs
+    from components.blocks.registration import Identity, KeystoneRegistration, RegistrationArgs
 
     mocks = Recorder()
     pulumi.runtime.set_mocks(mocks, project="openstack-deploy", stack="unit", preview=False)
     urls = {i: "http://ctl:9292" for i in ("public", "internal", "admin")}
-    args = RegistrationArgs(cloud={"auth_url": "x"}, region="RegionOne", service="glance", service_type="image",
-                            description="OpenStack Image", urls=urls, user="glance", password="pw")
-    _sync_await(run_pulumi_func(lambda: KeystoneRegistration("glance-keystone", args)))
-    entities = {r.name: r.inputs for r in by_type(mocks, "keystone:Entity")}
-    assert sorted(entities) == sorted(
-        ["glance-keystone-user", "glance-keystone-admin-role", "glance-keystone-service"]
-        + [f"glance-keystone-{i}-endpoint" for i in ("public", "internal", "admin")]
-    )
-    assert entities["glance-keystone-admin-role"]["spec"] == {"user": "glance", "project": "service", "role": "admin",
-                                                              "domain": "default"}
-    assert entities["glance-keystone-internal-endpoint"]["spec"]["url"] == "http://ctl:9292"
-    with pytest.raises(ValueError, match="glance: no admin URL"):
-        RegistrationArgs(cloud={}, region="R", service="glance", service_type="image", description="",
-                         urls={"public": "u", "internal": "u"})
+
+    def program():
+        import pulumi_openstack as openstack
+
+        provider = openstack.Provider("admin", auth_url="http://ctl:5000/v3/")
+        identity = Identity(provider=provider, service_project_id=pulumi.Output.from_input("service-id"),
+                            role_ids={"admin": pulumi.Output.from_input("admin-id")})
+        args = RegistrationArgs(identity=identity, region="RegionOne", service="glance", service_type="image",
+                                description="OpenStack Image", urls=urls, user="glance", password="pw")
+        KeystoneRegistration("glance-keystone", args)
+        with pytest.raises(ValueError, match="glance: no admin URL"):
+            RegistrationArgs(identity=identity, region="R", service="glance", service_type="image", description="",
+                             urls={"public": "u", "internal": "u"})
+        with pytest.raises(ValueError, match="glance: role 'member' is not one of"):
+            RegistrationArgs(identity=identity, region="R", service="glance", service_type="image", description="",
+                             urls=urls, user="glance", password="pw", role="member")
+
+    _sync_await(run_pulumi_func(program))
+    entities = {r.name: r for r in mocks.resources if r.typ.startswith("openstack:identity/")}
+    assert {n: r.typ.split(":")[-1] for n, r in entities.items()} == {
+        "glance-keystone-user": "User", "glance-keystone-admin-role": "RoleAssignment",
+        "glance-keystone-service": "ServiceV3", "glance-keystone-public-endpoint": "EndpointV3",
+        "glance-keystone-internal-endpoint": "EndpointV3", "glance-keystone-admin-endpoint": "EndpointV3",
+    }
+    assert all(r.provider and "pulumi:providers:openstack::admin" in r.provider for r in entities.values())
+    # The assignment names its user, project and role by ID: the graph orders it after all three.
+    assert entities["glance-keystone-admin-role"].inputs == {"userId": "glance-keystone-user-id",
+                                                             "projectId": "service-id", "roleId": "admin-id"}
+    assert entities["glance-keystone-user"].inputs["domainId"] == "default"
+    endpoint = entities["glance-keystone-internal-endpoint"].inputs
+    assert endpoint == {"name": "glance-internal", "serviceId": "glance-keystone-service-id", "interface": "internal",
+                        "url": "http://ctl:9292", "endpointRegion": "RegionOne"}
+
+
+def test_the_service_project_and_roles_come_from_keystone_through_its_provider():
+    mocks, cloud = run_program(GOOD)
+    names = by_name(mocks)
+    assert names["keystone-service-project"].inputs == {"name": "service", "domainId": "default",
+                                                        "description": "Service Project"}
+    assert names["keystone-user-role"].inputs == {"name": "user"}
+    assert [c.args for c in mocks.calls if c.token == "openstack:identity/getRole:getRole"] == [{"name": "admin"}]
+    assert names["glance-identity-admin-role"].inputs["roleId"] == "role-admin-id"
+    assert names["nova-identity-admin-role"].inputs["projectId"] == "keystone-service-project-id"
+    dynamic_keystone = [r.name for r in mocks.resources if "keystone" in r.typ and r.typ.startswith("pulumi-python")]
+    assert dynamic_keystone == []

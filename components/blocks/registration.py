@@ -1,5 +1,7 @@
-"""A service's registration in Keystone, as data: its user with the admin role on the service project, its
-service entity, and its public/internal/admin endpoints (kolla's service-ks-register)."""
+"""Keystone's side of the cloud: the identity layer every service registers in (the explicit `openstack` provider
+built from Keystone's outputs, the `service` project, the roles), and a service's registration as data: its user
+with a role on the service project, its service entity and its public/internal/admin endpoints (kolla's
+service-ks-register). Every entity is a `pulumi_openstack.identity` resource through that one provider."""
 
 from __future__ import annotations
 
@@ -7,15 +9,27 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import pulumi
-
-from ..providers.keystone import Entity
+import pulumi_openstack as openstack
 
 INTERFACES = ("public", "internal", "admin")
+DOMAIN = "default"  # the domain Keystone's bootstrap makes; services, users and the service project live in it
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What registrations (and later every OpenStack-side resource) take from Keystone."""
+
+    provider: openstack.Provider  # the admin, through Keystone's public endpoint
+    service_project_id: pulumi.Output[str]
+    role_ids: Mapping[str, pulumi.Output[str]]  # role name -> ID, for the roles services are given
+
+    def options(self, parent: pulumi.Resource, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=list(depends_on))
 
 
 @dataclass(frozen=True)
 class RegistrationArgs:
-    cloud: pulumi.Input[dict]  # the admin session's cloud (Keystone's `provider` output)
+    identity: Identity
     region: str
     service: str  # e.g. "glance"
     service_type: str  # e.g. "image"
@@ -23,35 +37,34 @@ class RegistrationArgs:
     urls: Mapping[str, str]  # interface -> URL, for each of INTERFACES
     user: Optional[str] = None  # the service user, with...
     password: Optional[pulumi.Input[str]] = None
-    project: str = "service"
-    role: str = "admin"
+    role: str = "admin"  # ...this role on the service project
 
     def __post_init__(self):
         missing = [i for i in INTERFACES if i not in self.urls]
         if missing:
             raise ValueError(f"{self.service}: no {', '.join(missing)} URL")
+        if self.user is not None and self.role not in self.identity.role_ids:
+            raise ValueError(f"{self.service}: role {self.role!r} is not one of {sorted(self.identity.role_ids)}")
 
 
 class KeystoneRegistration(pulumi.ComponentResource):
     def __init__(self, name: str, args: RegistrationArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:infra:KeystoneRegistration", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        self.entities: list[Entity] = []
+        identity = args.identity
+        child = identity.options(self)
+        self.entities: list[pulumi.CustomResource] = []  # what the service's API waits for
         if args.user is not None:
-            user = Entity(f"{name}-user", args.cloud, "user",
-                          {"name": args.user, "password": args.password, "domain": "default"}, opts=child)
-            role = Entity(f"{name}-{args.role}-role", args.cloud, "assignment",
-                          {"user": args.user, "project": args.project, "role": args.role, "domain": "default"},
-                          opts=pulumi.ResourceOptions(parent=self, depends_on=[user]))
-            self.entities += [user, role]
-        service = Entity(f"{name}-service", args.cloud, "service",
-                         {"name": args.service, "type": args.service_type, "description": args.description}, opts=child)
+            user = openstack.identity.User(f"{name}-user", name=args.user, password=args.password, domain_id=DOMAIN,
+                                           opts=child)
+            self.entities += [user, openstack.identity.RoleAssignment(
+                f"{name}-{args.role}-role", user_id=user.id, project_id=identity.service_project_id,
+                role_id=identity.role_ids[args.role], opts=child)]
+        service = openstack.identity.ServiceV3(f"{name}-service", name=args.service, type=args.service_type,
+                                               description=args.description, opts=child)
         self.entities.append(service)
         for interface in INTERFACES:
-            self.entities.append(Entity(
-                f"{name}-{interface}-endpoint", args.cloud, "endpoint",
-                {"service": args.service, "service_type": args.service_type, "interface": interface,
-                 "url": args.urls[interface], "region": args.region},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
+            self.entities.append(openstack.identity.EndpointV3(
+                f"{name}-{interface}-endpoint", name=f"{args.service}-{interface}", service_id=service.id,
+                interface=interface, url=args.urls[interface], endpoint_region=args.region, opts=child,
             ))
         self.register_outputs({})

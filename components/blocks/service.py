@@ -14,7 +14,7 @@ from ..host import Host
 from ..profiles import Profile
 from ..providers.remote import RemoteCommand, RemoteFile
 from .database import DatabaseServer, service_database
-from .registration import KeystoneRegistration, RegistrationArgs
+from .registration import Identity, KeystoneRegistration, RegistrationArgs
 from .steps import as_user, config_file
 
 
@@ -25,7 +25,7 @@ class ServiceContext:
     host: Host  # the controller that runs the service's API and one-off steps
     profile: Profile
     region: str
-    cloud: pulumi.Input[dict]  # Keystone's admin session (secret)
+    identity: Identity  # Keystone's provider, service project and roles
     database: DatabaseServer
     auth_url: str  # Keystone's internal URL, which services authenticate against
     public_auth_url: str  # the one clients are sent to (www_authenticate_uri)
@@ -75,7 +75,7 @@ class ServiceComponent(pulumi.ComponentResource):
         ctx = self.ctx
         return KeystoneRegistration(
             f"{self.service_name}-identity",
-            RegistrationArgs(cloud=ctx.cloud, region=ctx.region, service=self.service_name, service_type=service_type,
+            RegistrationArgs(identity=ctx.identity, region=ctx.region, service=self.service_name, service_type=service_type,
                              description=description, urls=ctx.urls(port, path), user=user, password=password),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -35,6 +35,9 @@ IRREGULAR = {
     "dataSources": {
         "openstack_dns_zone_v2": ["openstack:dns/getDnsZone:getDnsZone"],
         # The old spelling of openstack_lb_flavor_v2, which has getFlavorV2.
+        # A data source whose old token the SDK still carries, without the `get`.
+        "openstack_workflow_workflow_v2": ["openstack:index/getWorkflowWorkflowV2:getWorkflowWorkflowV2",
+                                           "openstack:index/workflowWorkflowV2:WorkflowWorkflowV2"],
         "openstack_loadbalancer_flavor_v2": ["openstack:loadbalancer/getLbFlavorDeprecated:getLbFlavorDeprecated"],
         "openstack_sharedfilesystem_availability_zones_v2":
             ["openstack:sharedfilesystem/getAvailbilityZones:getAvailbilityZones"],
