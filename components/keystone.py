@@ -19,7 +19,7 @@ import pulumi_openstack as openstack
 from . import render
 from .blocks.apache import WsgiApp, serve_with_apache
 from .blocks.database import DatabaseServer, service_database
-from .blocks.registration import DOMAIN, Identity
+from .blocks.registration import DOMAIN, Identity, entity_options
 from .blocks.steps import as_user, config_file
 from .host import Host
 from .profiles import Profile
@@ -121,12 +121,13 @@ class Keystone(pulumi.ComponentResource):
             max_retries=5,  # a 5xx while Apache reloads its WSGI daemons (another site added) is retried
             opts=after(apache),
         )
-        on_keystone = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        self.service_project = openstack.identity.Project(
-            f"{name}-service-project", name="service", domain_id=DOMAIN, description="Service Project", opts=on_keystone)
-        self.user_role = openstack.identity.Role(f"{name}-user-role", name="user", opts=on_keystone)
         # The admin role is Keystone's bootstrap's: looked up, not managed.
         admin_role = openstack.identity.get_role_output(name="admin", opts=pulumi.InvokeOutputOptions(provider=self.provider))
+        self.service_project = openstack.identity.Project(
+            f"{name}-service-project", name="service", domain_id=DOMAIN, description="Service Project",
+            opts=entity_options(self.provider, self, f"{name}-service-project"))
+        self.user_role = openstack.identity.Role(f"{name}-user-role", name="user",
+                                                 opts=entity_options(self.provider, self, f"{name}-user-role"))
         self.identity = Identity(provider=self.provider, service_project_id=self.service_project.id,
                                  role_ids={"admin": admin_role.id})
 

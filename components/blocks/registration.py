@@ -6,13 +6,22 @@ service-ks-register). Every entity is a `pulumi_openstack.identity` resource thr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_openstack as openstack
 
+from .. import adoption
+
 INTERFACES = ("public", "internal", "admin")
 DOMAIN = "default"  # the domain Keystone's bootstrap makes; services, users and the service project live in it
+
+
+def entity_options(provider: openstack.Provider, parent: pulumi.Resource, name: str,
+                   unset_before: Sequence[str] = ()) -> pulumi.ResourceOptions:
+    """A Keystone entity's options: through the provider, and adopted when scripts/upgrade says so."""
+    return pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=parent, provider=provider),
+                                        adoption.options(name, unset_before))
 
 
 @dataclass(frozen=True)
@@ -23,8 +32,6 @@ class Identity:
     service_project_id: pulumi.Output[str]
     role_ids: Mapping[str, pulumi.Output[str]]  # role name -> ID, for the roles services are given
 
-    def options(self, parent: pulumi.Resource, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=list(depends_on))
 
 
 @dataclass(frozen=True)
@@ -51,20 +58,24 @@ class KeystoneRegistration(pulumi.ComponentResource):
     def __init__(self, name: str, args: RegistrationArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:infra:KeystoneRegistration", name, None, opts)
         identity = args.identity
-        child = identity.options(self)
+
+        def opts(child: str, unset_before: Sequence[str] = ()) -> pulumi.ResourceOptions:
+            return entity_options(identity.provider, self, f"{name}-{child}", unset_before)
+
         self.entities: list[pulumi.CustomResource] = []  # what the service's API waits for
         if args.user is not None:
             user = openstack.identity.User(f"{name}-user", name=args.user, password=args.password, domain_id=DOMAIN,
-                                           opts=child)
+                                           opts=opts("user", unset_before=["password"]))
             self.entities += [user, openstack.identity.RoleAssignment(
                 f"{name}-{args.role}-role", user_id=user.id, project_id=identity.service_project_id,
-                role_id=identity.role_ids[args.role], opts=child)]
+                role_id=identity.role_ids[args.role], opts=opts(f"{args.role}-role"))]
         service = openstack.identity.ServiceV3(f"{name}-service", name=args.service, type=args.service_type,
-                                               description=args.description, opts=child)
+                                               description=args.description, opts=opts("service"))
         self.entities.append(service)
         for interface in INTERFACES:
             self.entities.append(openstack.identity.EndpointV3(
                 f"{name}-{interface}-endpoint", name=f"{args.service}-{interface}", service_id=service.id,
-                interface=interface, url=args.urls[interface], endpoint_region=args.region, opts=child,
+                interface=interface, url=args.urls[interface], endpoint_region=args.region,
+                opts=opts(f"{interface}-endpoint", unset_before=["name"]),  # the earlier release named none
             ))
         self.register_outputs({})

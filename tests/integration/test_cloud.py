@@ -9,6 +9,7 @@ import openstack.config
 import openstack.connection
 import pytest
 import yaml
+from pulumi import automation as auto
 
 from tests.integration.conftest import make_project
 from tests.integration.labstack import NODES, lab_stack, on, private_key, set_config
@@ -18,8 +19,8 @@ from tests.integration.labstack import NODES, lab_stack, on, private_key, set_co
 CHAINS = [
     ["mariadb-controller-service", "keystone-database", "keystone-controller-config", "keystone-controller-db-sync",
      "keystone-controller-fernet", "keystone-controller-bootstrap", "keystone-controller-apache",
-     "keystone-provider", "keystone-service-project"],
-    ["keystone-provider", "glance-identity-user", "glance-controller-api", "nova-controller-api",
+     "keystone-openstack", "keystone-service-project", "glance-identity-admin-role"],
+    ["keystone-openstack", "glance-identity-user", "glance-controller-api", "nova-controller-api",
      "nova-compute-compute1-service"],
     ["keystone-controller-apache", "placement-controller-apache", "nova-controller-conductor"],
     ["nova-database", "nova-controller-config", "nova-controller-api-db-sync", "nova-controller-cell0",
@@ -36,6 +37,16 @@ def cloud(tmp_path_factory, env):
         preview = s.preview()
         up = s.up()
         yield s, preview, up, private_key(s)
+        # The teardown really deletes every Keystone entity (in Keystone, while it still runs) before the nodes.
+        deleted, identity = set(), {r["urn"] for r in s.export_stack().deployment["resources"]
+                                    if r["type"].startswith("openstack:identity/")}
+
+        def record(event):
+            if event.res_outputs_event and event.res_outputs_event.metadata.op == "delete":
+                deleted.add(event.res_outputs_event.metadata.urn)
+
+        s.destroy(on_event=record)
+        assert len(identity) == 20 and identity <= deleted, sorted(identity - deleted)
 
 
 def test_the_preview_of_a_fresh_stack_shows_the_seeds_install_order(cloud):
@@ -91,6 +102,56 @@ def test_the_catalog_has_identity_image_placement_and_compute_with_three_interfa
     for entry in catalog:
         interfaces = sorted(e["interface"] for e in entry["Endpoints"])
         assert interfaces == ["admin", "internal", "public"], entry
+
+
+def test_every_keystone_entity_is_a_pulumi_openstack_resource(cloud):
+    s, _, _, _ = cloud
+    state = s.export_stack().deployment["resources"]
+    assert [r["type"] for r in state if "keystone" in r["type"] and r["type"].startswith("pulumi-python:")] == []
+    kinds = sorted(r["type"].split(":")[-1] for r in state if r["type"].startswith("openstack:identity/"))
+    assert kinds == ["EndpointV3"] * 9 + ["Project"] + ["Role"] + ["RoleAssignment"] * 3 + ["ServiceV3"] * 3 \
+        + ["User"] * 3
+    provider = [r for r in state if r["type"] == "pulumi:providers:openstack"]
+    assert len(provider) == 1 and provider[0]["inputs"]["authUrl"] == f"http://{NODES['controller']}:5000/v3/"
+
+
+def test_keystone_drift_made_by_hand_is_previewed_and_repaired(cloud, tmp_path):
+    s, _, up, _ = cloud
+    conn = connect(up, tmp_path)
+    glance = next(conn.identity.services(type="image"))
+    internal = next(conn.identity.endpoints(service_id=glance.id, interface="internal"))
+    conn.identity.delete_endpoint(internal)
+    nova = conn.identity.find_user("nova", domain_id="default")
+    service = conn.identity.find_project("service", domain_id="default")
+    admin = conn.identity.find_role("admin")
+    conn.identity.unassign_project_role_from_user(service, nova, admin)
+    placement = conn.identity.find_user("placement", domain_id="default")
+    conn.identity.update_user(placement, description="edited by hand", email="ops@example.org")
+
+    drift = s.preview(refresh=True, diff=True)
+    assert drift.change_summary == {"create": 2, "update": 1, "same": drift.change_summary["same"]}, \
+        drift.change_summary
+    for name in ("glance-identity-internal-endpoint", "nova-identity-admin-role", "placement-identity-user"):
+        assert name in drift.stdout, name
+    s.up(refresh=True)
+    assert [e.url for e in conn.identity.endpoints(service_id=glance.id, interface="internal")] == ["http://controller:9292"]
+    assert conn.identity.validate_user_has_project_role(service, nova, admin)
+    placement = conn.identity.get_user(placement.id)
+    assert not placement.description and not getattr(placement, "email", None)
+    again = s.up()
+    assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
+
+
+def test_a_refresh_while_keystone_is_down_names_it_instead_of_showing_no_change(cloud):
+    s, _, _, key = cloud
+    on("controller", key, "systemctl stop apache2")
+    try:
+        with pytest.raises(auto.CommandError) as failed:
+            s.preview(refresh=True)
+        assert f"{NODES['controller']}:5000" in str(failed.value)
+    finally:
+        on("controller", key, "systemctl start apache2 && timeout 60 sh -c "
+                              "'until curl -sf -o /dev/null http://controller:5000/v3/; do sleep 1; done'")
 
 
 def test_an_image_uploaded_from_here_becomes_active(cloud, tmp_path):

@@ -1,0 +1,150 @@
+"""Upgrades a stack deployed by an earlier release of this program, in place (run by scripts/upgrade).
+
+One migration so far: Keystone's entities moved from the hand-written dynamic provider
+(`pulumi-python:dynamic/keystone:Entity`) to `pulumi_openstack` resources of the same names. Pulumi's aliases do
+not cross providers, and the old entries' stored delete would remove by name what the new ones manage, so:
+1. each old entity's Keystone ID is looked up (with the admin credentials the old state holds);
+2. the old entries leave the state (`stack import` of the state without them): Keystone is not touched;
+3. `up` imports every entity by its ID (nothing created twice), then a second `up` sets what the earlier release
+   never set (endpoint names) and what Keystone does not show back (passwords, to the values they already have).
+The plan is kept until it has been carried out, so a run cut short is resumed by running it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from pulumi import automation as auto
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from components.adoption import ADOPT_ENV  # noqa: E402
+
+OLD_ENTITY = "pulumi-python:dynamic/keystone:Entity"
+OLD_SESSION = "pulumi-python:dynamic/keystone:AdminSession"
+
+
+def _plain(value):
+    """A secret as the Automation API's export shows it (decrypted, wrapped)."""
+    return json.loads(value["plaintext"]) if isinstance(value, dict) and "plaintext" in value else value
+
+
+def _connect(cloud: dict):
+    import openstack
+
+    auth = {k: cloud[k] for k in ("auth_url", "username", "password", "project_name", "user_domain_name",
+                                  "project_domain_name")}
+    return openstack.connect(auth=auth, auth_type="password", region_name=cloud["region_name"],
+                             load_yaml_config=False, load_envvars=False, identity_api_version="3", api_timeout=30)
+
+
+def _one(found: list, what: str):
+    if len(found) != 1:
+        raise SystemExit(f"upgrade: Keystone has {len(found)} {what} (expected one); resolve that by hand first")
+    return found[0]
+
+
+def keystone_id(c, kind: str, spec: dict) -> str:
+    """The ID pulumi_openstack's resource of this kind imports: Keystone's, or the role assignment's compound one."""
+    domain = c.identity.find_domain(spec.get("domain", "default"), ignore_missing=False).id
+    if kind == "project":
+        return c.identity.find_project(spec["name"], domain_id=domain, ignore_missing=False).id
+    if kind == "role":
+        return c.identity.find_role(spec["name"], ignore_missing=False).id
+    if kind == "user":
+        return c.identity.find_user(spec["name"], domain_id=domain, ignore_missing=False).id
+    if kind == "assignment":
+        project = c.identity.find_project(spec["project"], domain_id=domain, ignore_missing=False).id
+        user = c.identity.find_user(spec["user"], domain_id=domain, ignore_missing=False).id
+        role = c.identity.find_role(spec["role"], ignore_missing=False).id
+        return f"/{project}//{user}/{role}"  # domain, project, group, user, role
+    services = [s for s in c.identity.services(type=spec.get("service_type", spec.get("type")))
+                if s.name == spec.get("service", spec.get("name"))]
+    service = _one(services, f"services {spec.get('service', spec.get('name'))!r}")
+    if kind == "service":
+        return service.id
+    if kind == "endpoint":
+        endpoints = list(c.identity.endpoints(service_id=service.id, interface=spec["interface"],
+                                              region_id=spec["region"]))
+        return _one(endpoints, f"{spec['interface']} endpoints of {spec['service']}").id
+    raise SystemExit(f"upgrade: unknown Keystone entity kind {kind!r}")
+
+
+def plan(deployment: dict) -> tuple[list[str], dict[str, str]]:
+    """The old entries to drop from the state, and the ID to import each new resource by (by name)."""
+    resources = deployment.get("resources", [])
+    old = [r for r in resources if r["type"] in (OLD_ENTITY, OLD_SESSION)]
+    entities = [r for r in old if r["type"] == OLD_ENTITY]
+    if not entities:
+        return [r["urn"] for r in old], {}
+    cloud = _plain(entities[0]["outputs"]["cloud"])
+    c = _connect(cloud)
+    adopt = {}
+    for r in entities:
+        name = r["urn"].rsplit("::", 1)[1]
+        adopt[name] = keystone_id(c, r["outputs"]["kind"], _plain(r["outputs"]["spec"]))
+    return [r["urn"] for r in old], adopt
+
+
+def without(deployment: dict, urns: list[str]) -> dict:
+    """The state without these entries and without any reference to them (Keystone is not asked)."""
+    gone = set(urns)
+    kept = []
+    for r in deployment["resources"]:
+        if r["urn"] in gone:
+            continue
+        r = dict(r)
+        if "dependencies" in r:
+            r["dependencies"] = [d for d in r["dependencies"] if d not in gone]
+        if "propertyDependencies" in r:
+            r["propertyDependencies"] = {k: [d for d in v if d not in gone]
+                                         for k, v in r["propertyDependencies"].items()}
+        kept.append(r)
+    return dict(deployment, resources=kept)
+
+
+def upgrade(s: auto.Stack, plan_file: str, log=print) -> bool:
+    """Carries the migration out on stack `s`; False when there was nothing to do."""
+    if os.path.exists(plan_file):  # a run cut short: the state is already without the old entries
+        with open(plan_file) as f:
+            adopt = json.load(f)
+        log(f"upgrade: resuming ({len(adopt)} Keystone entities to import)")
+    else:
+        exported = s.export_stack()
+        urns, adopt = plan(exported.deployment)
+        if not urns:
+            return False
+        os.makedirs(os.path.dirname(plan_file), exist_ok=True)
+        with open(plan_file, "w") as f:
+            json.dump(adopt, f)
+        log(f"upgrade: {len(adopt)} Keystone entities move to the openstack provider; "
+            f"{len(urns)} old state entries are dropped (Keystone is not touched)")
+        s.import_stack(auto.Deployment(version=exported.version, deployment=without(exported.deployment, urns)))
+    s.workspace.env_vars[ADOPT_ENV] = plan_file
+    try:
+        imported = s.up(on_output=log)
+    finally:
+        del s.workspace.env_vars[ADOPT_ENV]
+    log(f"upgrade: imported: {imported.summary.resource_changes}")
+    settled = s.up(on_output=log)
+    log(f"upgrade: settled: {settled.summary.resource_changes}")
+    os.remove(plan_file)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True)
+    args = parser.parse_args()
+    s = auto.select_stack(stack_name=args.stack, work_dir=ROOT)
+    cache = os.environ.get("OSD_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "openstack-deploy"))
+    if not upgrade(s, os.path.join(cache, "upgrade", f"{args.stack}.adopt.json")):
+        print(f"upgrade: stack {args.stack} is up to date; nothing to do")
+
+
+if __name__ == "__main__":
+    main()
