@@ -107,6 +107,10 @@ def without(deployment: dict, urns: list[str]) -> dict:
     return dict(deployment, resources=kept)
 
 
+def _seconds(result: auto.UpResult) -> str:
+    return f"{(result.summary.end_time - result.summary.start_time).total_seconds():.1f} s"
+
+
 def upgrade(s: auto.Stack, plan_file: str, log=print) -> bool:
     """Carries the migration out on stack `s`; False when there was nothing to do."""
     if os.path.exists(plan_file):  # a run cut short: the state is already without the old entries
@@ -129,9 +133,9 @@ def upgrade(s: auto.Stack, plan_file: str, log=print) -> bool:
         imported = s.up(on_output=log)
     finally:
         del s.workspace.env_vars[ADOPT_ENV]
-    log(f"upgrade: imported: {imported.summary.resource_changes}")
+    log(f"upgrade: imported in {_seconds(imported)}: {imported.summary.resource_changes}")
     settled = s.up(on_output=log)
-    log(f"upgrade: settled: {settled.summary.resource_changes}")
+    log(f"upgrade: settled in {_seconds(settled)}: {settled.summary.resource_changes}")
     os.remove(plan_file)
     return True
 

@@ -29,17 +29,30 @@ def env():
     return e
 
 
+PROGRAM = ("Pulumi.yaml", "__main__.py", "components", "templates")  # the program, without its stack configs
+
+
+def copy_program(work, names=PROGRAM) -> None:
+    """This checkout's program files into `work`, in place of any there."""
+    for name in names:
+        target = work / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        src = os.path.join(ROOT, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+        elif os.path.exists(src):
+            shutil.copy(src, target)
+
+
 def make_project(tmp_path, env):
     """A copy of the program in a temporary directory with its own file backend, so a test's stacks and
     stack config files never touch the repository's."""
     work = tmp_path / "project"
     work.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py", "components", "templates", "stacks"):
-        src = os.path.join(ROOT, name)
-        if os.path.isdir(src):
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif os.path.exists(src):
-            shutil.copy(src, work / name)
+    copy_program(work, names=PROGRAM + ("stacks",))
     os.symlink(os.path.join(ROOT, "venv"), work / "venv")
     (tmp_path / "state").mkdir()
     test_env = dict(env, PULUMI_BACKEND_URL=f"file://{tmp_path}/state", PULUMI_CONFIG_PASSPHRASE=LAB_PASSPHRASE)

@@ -126,7 +126,7 @@ def test_keystone_drift_made_by_hand_is_previewed_and_repaired(cloud, tmp_path):
     admin = conn.identity.find_role("admin")
     conn.identity.unassign_project_role_from_user(service, nova, admin)
     placement = conn.identity.find_user("placement", domain_id="default")
-    conn.identity.update_user(placement, description="edited by hand", email="ops@example.org")
+    conn.identity.update_user(placement, description="edited by hand", is_enabled=False)
 
     drift = s.preview(refresh=True, diff=True)
     assert drift.change_summary == {"create": 2, "update": 1, "same": drift.change_summary["same"]}, \
@@ -137,7 +137,7 @@ def test_keystone_drift_made_by_hand_is_previewed_and_repaired(cloud, tmp_path):
     assert [e.url for e in conn.identity.endpoints(service_id=glance.id, interface="internal")] == ["http://controller:9292"]
     assert conn.identity.validate_user_has_project_role(service, nova, admin)
     placement = conn.identity.get_user(placement.id)
-    assert not placement.description and not getattr(placement, "email", None)
+    assert placement.is_enabled and not placement.description
     again = s.up()
     assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
 

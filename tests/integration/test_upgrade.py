@@ -15,11 +15,10 @@ import pytest
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
 
-from tests.integration.conftest import ROOT, make_project
+from tests.integration.conftest import PROGRAM, ROOT, copy_program, make_project
 from tests.integration.labstack import NODES, lab_stack, plaintext
 
 BEFORE = "7a4decc"  # main before the openstack plugin's first commit
-PROGRAM = ("Pulumi.yaml", "__main__.py", "components", "templates")
 SERVICE_USERS = {"glance": "glance_user", "placement": "placement_user", "nova": "nova_user"}
 
 _spec = importlib.util.spec_from_file_location("upgrade", os.path.join(ROOT, "scripts", "upgrade.py"))
@@ -38,17 +37,6 @@ def checkout_program(commit: str, work) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(work, filter="data")
-
-
-def copy_program(work) -> None:
-    for name in PROGRAM:
-        path = work / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        src = os.path.join(ROOT, name)
-        if os.path.isdir(src):
-            shutil.copytree(src, path, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, path)
 
 
 def keystone(s):
@@ -87,6 +75,7 @@ def test_a_stack_of_the_release_before_upgrades_in_place(tmp_path, env):
         copy_program(work)
         logged = []
         assert upgrade.upgrade(s, str(tmp_path / "adopt.json"), log=logged.append)
+        print("\n".join(line for line in logged if line.startswith("upgrade:")))  # shown by pytest -rA
 
         state = s.export_stack().deployment["resources"]
         assert [r["urn"] for r in state if "dynamic/keystone:" in r["type"]] == []

@@ -29,8 +29,6 @@ IRREGULAR = {
     "resources": {
         "openstack_blockstorage_quotaset_v3": ["openstack:blockstorage/quoteSetV3:QuoteSetV3"],
         "openstack_objectstorage_object_v1": ["openstack:objectstorage/containerObject:ContainerObject"],
-        "openstack_lb_loadbalancer_v2": ["openstack:loadbalancer/loadBalancer:LoadBalancer",
-                                         "openstack:index/lbLoadbalancerV2:LbLoadbalancerV2"],
     },
     "dataSources": {
         "openstack_dns_zone_v2": ["openstack:dns/getDnsZone:getDnsZone"],
