@@ -112,24 +112,28 @@ class Keystone(pulumi.ComponentResource):
                                    extra_files=[(server_name, server_name_text)])
         self.ready = apache
 
-        # The explicit provider of every OpenStack-side resource: the admin through the public endpoint, configured
-        # once Apache serves Keystone. Its password is a secret input (encrypted in the state).
+        # The explicit provider of every OpenStack-side resource: the admin through the public endpoint (its password
+        # a secret input, encrypted in the state). Pulumi takes a provider into every `--target`ed run, so it
+        # depends on nothing that such a run may skip (this component, Keystone's steps): the entities wait for
+        # Keystone instead, and the provider only authenticates when first used.
         self.provider = openstack.Provider(
             f"{name}-openstack", auth_url=self.auth_url, user_name="admin",
             password=pulumi.Output.secret(args.admin_password), tenant_name="admin", user_domain_name="Default",
             project_domain_name="Default", region=args.region,
             max_retries=5,  # a 5xx while Apache reloads its WSGI daemons (another site added) is retried
-            opts=after(apache),
         )
-        # The admin role is Keystone's bootstrap's: looked up, not managed.
-        admin_role = openstack.identity.get_role_output(name="admin", opts=pulumi.InvokeOutputOptions(provider=self.provider))
+        ready = [apache]
         self.service_project = openstack.identity.Project(
             f"{name}-service-project", name="service", domain_id=DOMAIN, description="Service Project",
-            opts=entity_options(self.provider, self, f"{name}-service-project"))
+            opts=entity_options(self.provider, ready, self, f"{name}-service-project"))
         self.user_role = openstack.identity.Role(f"{name}-user-role", name="user",
-                                                 opts=entity_options(self.provider, self, f"{name}-user-role"))
-        self.identity = Identity(provider=self.provider, service_project_id=self.service_project.id,
-                                 role_ids={"admin": admin_role.id})
+                                                 opts=entity_options(self.provider, ready, self, f"{name}-user-role"))
+        # The admin role is Keystone's bootstrap's: looked up, not managed, once Apache serves Keystone (its ID is
+        # known in a preview unless Apache's step is new; empty when a --target run skips it).
+        admin_role_id = apache.id.apply(lambda served: openstack.identity.get_role_output(
+            name="admin", opts=pulumi.InvokeOutputOptions(provider=self.provider)).id if served else None)
+        self.identity = Identity(provider=self.provider, ready=ready, service_project_id=self.service_project.id,
+                                 role_ids={"admin": admin_role_id})
 
         password = pulumi.Output.from_input(args.admin_password)
         self.admin_openrc = pulumi.Output.secret(password.apply(

@@ -232,7 +232,8 @@ def test_a_keystone_registration_is_a_user_its_role_a_service_and_three_endpoint
         import pulumi_openstack as openstack
 
         provider = openstack.Provider("admin", auth_url="http://ctl:5000/v3/")
-        identity = Identity(provider=provider, service_project_id=pulumi.Output.from_input("service-id"),
+        keystone = openstack.identity.Role("keystone-up", name="stands-in-for-apache")
+        identity = Identity(provider=provider, ready=[keystone], service_project_id=pulumi.Output.from_input("service-id"),
                             role_ids={"admin": pulumi.Output.from_input("admin-id")})
         args = RegistrationArgs(identity=identity, region="RegionOne", service="glance", service_type="image",
                                 description="OpenStack Image", urls=urls, user="glance", password="pw")
@@ -245,7 +246,7 @@ def test_a_keystone_registration_is_a_user_its_role_a_service_and_three_endpoint
                              urls=urls, user="glance", password="pw", role="member")
 
     _sync_await(run_pulumi_func(program))
-    entities = {r.name: r for r in mocks.resources if r.typ.startswith("openstack:identity/")}
+    entities = {r.name: r for r in mocks.resources if r.typ.startswith("openstack:identity/") and r.name != "keystone-up"}
     assert {n: r.typ.split(":")[-1] for n, r in entities.items()} == {
         "glance-keystone-user": "User", "glance-keystone-admin-role": "RoleAssignment",
         "glance-keystone-service": "ServiceV3", "glance-keystone-public-endpoint": "EndpointV3",

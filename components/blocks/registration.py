@@ -17,11 +17,13 @@ INTERFACES = ("public", "internal", "admin")
 DOMAIN = "default"  # the domain Keystone's bootstrap makes; services, users and the service project live in it
 
 
-def entity_options(provider: openstack.Provider, parent: pulumi.Resource, name: str,
+def entity_options(provider: openstack.Provider, ready: Sequence[pulumi.Resource], parent: pulumi.Resource, name: str,
                    unset_before: Sequence[str] = ()) -> pulumi.ResourceOptions:
-    """A Keystone entity's options: through the provider, and adopted when scripts/upgrade says so."""
-    return pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=parent, provider=provider),
-                                        adoption.options(name, unset_before))
+    """A Keystone entity's options: through the provider once Keystone is `ready`, and adopted when
+    scripts/upgrade says so."""
+    return pulumi.ResourceOptions.merge(
+        pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(ready)),
+        adoption.options(name, unset_before))
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Identity:
     """What registrations (and later every OpenStack-side resource) take from Keystone."""
 
     provider: openstack.Provider  # the admin, through Keystone's public endpoint
+    ready: Sequence[pulumi.Resource]  # what serves Keystone: every entity waits for it
     service_project_id: pulumi.Output[str]
     role_ids: Mapping[str, pulumi.Output[str]]  # role name -> ID, for the roles services are given
 
@@ -60,7 +63,7 @@ class KeystoneRegistration(pulumi.ComponentResource):
         identity = args.identity
 
         def opts(child: str, unset_before: Sequence[str] = ()) -> pulumi.ResourceOptions:
-            return entity_options(identity.provider, self, f"{name}-{child}", unset_before)
+            return entity_options(identity.provider, identity.ready, self, f"{name}-{child}", unset_before)
 
         self.entities: list[pulumi.CustomResource] = []  # what the service's API waits for
         if args.user is not None:
