@@ -19,8 +19,8 @@ from tests.integration.labstack import NODES, lab_stack, on, private_key, set_co
 CHAINS = [
     ["mariadb-controller-service", "keystone-database", "keystone-controller-config", "keystone-controller-db-sync",
      "keystone-controller-fernet", "keystone-controller-bootstrap", "keystone-controller-apache",
-     "keystone-openstack", "keystone-service-project", "glance-identity-admin-role"],
-    ["keystone-openstack", "glance-identity-user", "glance-controller-api", "nova-controller-api",
+     "keystone-service-project", "glance-identity-admin-role"],
+    ["keystone-controller-apache", "glance-identity-user", "glance-controller-api", "nova-controller-api",
      "nova-compute-compute1-service"],
     ["keystone-controller-apache", "placement-controller-apache", "nova-controller-conductor"],
     ["nova-database", "nova-controller-config", "nova-controller-api-db-sync", "nova-controller-cell0",
