@@ -36,7 +36,6 @@ class Identity:
     role_ids: Mapping[str, pulumi.Output[str]]  # role name -> ID, for the roles services are given
 
 
-
 @dataclass(frozen=True)
 class RegistrationArgs:
     identity: Identity
