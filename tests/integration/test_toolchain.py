@@ -89,3 +89,16 @@ def test_preview_makes_no_connection_outside_this_machine(project):
     assert calls, "strace saw no connect() at all"
     outside = [c for c in calls if "AF_INET" in c and not LOOPBACK.search(c)]
     assert outside == []
+
+
+def test_a_fresh_clone_bootstraps_and_previews_the_lab(tmp_path, env):
+    """The README's main command path from a fresh clone of HEAD, up to a preview of the lab (no nodes made):
+    nothing of this checkout's (venv, state directory) is there to lean on."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", ROOT, str(clone)], check=True)
+    keep = {k: v for k, v in env.items() if k not in ("PULUMI_BACKEND_URL", "OSD_ROOT", "OSD_VENV")}
+    keep["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(ROOT))
+    subprocess.run([str(clone / "scripts" / "bootstrap")], env=keep, capture_output=True, text=True, check=True)
+    preview = subprocess.run([str(clone / "scripts" / "lab"), "preview"], env=keep, capture_output=True, text=True)
+    assert preview.returncode == 0, preview.stderr
+    assert (clone / ".state").is_dir() and "to create" in preview.stdout
