@@ -1,6 +1,6 @@
 """Keystone on the controller, the seeds' way: its database, keystone.conf, db_sync, fernet and credential
-keys, bootstrap of the admin and the identity endpoints, served by Apache mod_wsgi. Then the admin session
-Then the explicit `openstack` provider (the admin, for every OpenStack-side resource), the `service` project and
+keys, bootstrap of the admin and the identity endpoints, served by Apache mod_wsgi. Then the explicit
+`openstack` provider (the admin, for every OpenStack-side resource), the `service` project and
 the `user` role.
 
 Outputs: the auth URL, the identity layer (provider, service project, role IDs) that registrations and later

@@ -145,8 +145,8 @@ def main() -> None:
     parser.add_argument("--stack", required=True)
     args = parser.parse_args()
     s = auto.select_stack(stack_name=args.stack, work_dir=ROOT)
-    cache = os.environ.get("OSD_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "openstack-deploy"))
-    if not upgrade(s, os.path.join(cache, "upgrade", f"{args.stack}.adopt.json")):
+    # OSD_CACHE: set by scripts/env.sh, which scripts/upgrade sources.
+    if not upgrade(s, os.path.join(os.environ["OSD_CACHE"], "upgrade", f"{args.stack}.adopt.json")):
         print(f"upgrade: stack {args.stack} is up to date; nothing to do")
 
 

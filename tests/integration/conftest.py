@@ -32,14 +32,20 @@ def env():
 PROGRAM = ("Pulumi.yaml", "__main__.py", "components", "templates")  # the program, without its stack configs
 
 
-def copy_program(work, names=PROGRAM) -> None:
-    """This checkout's program files into `work`, in place of any there."""
+def remove_program(work, names=PROGRAM) -> None:
     for name in names:
         target = work / name
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
+
+
+def copy_program(work, names=PROGRAM) -> None:
+    """This checkout's program files into `work`, in place of any there."""
+    remove_program(work, names)
+    for name in names:
+        target = work / name
         src = os.path.join(ROOT, name)
         if os.path.isdir(src):
             shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))

@@ -6,7 +6,6 @@ nothing."""
 import importlib.util
 import io
 import os
-import shutil
 import subprocess
 import tarfile
 from collections import Counter
@@ -15,7 +14,7 @@ import pytest
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
 
-from tests.integration.conftest import PROGRAM, ROOT, copy_program, make_project
+from tests.integration.conftest import PROGRAM, ROOT, copy_program, make_project, remove_program
 from tests.integration.labstack import NODES, lab_stack, plaintext
 
 BEFORE = "7a4decc"  # main before the openstack plugin's first commit
@@ -32,9 +31,7 @@ def checkout_program(commit: str, work) -> None:
                              capture_output=True, check=False)
     if archive.returncode != 0:
         pytest.fail(f"git archive {commit} failed (a shallow clone?): {archive.stderr.decode().strip()}")
-    for name in PROGRAM:
-        path = work / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    remove_program(work)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(work, filter="data")
 
