@@ -60,10 +60,11 @@ class Cloud(pulumi.ComponentResource):
 
         names = {h.name: h.address for h in cfg.hosts}
         self.hosts = {
-            h.name: Host(f"{name}-{h.name}", HostArgs(spec=h, connection=connections[h.name], names=names), opts=child)
+            h.name: Host(f"{name}-{h.name}", HostArgs(spec=h, connection=connections[h.name], names=names,
+                                                      os_release=cfg.os_release), opts=child)
             for h in cfg.hosts
         }
-        every_host_checked = [host.names_checked for host in self.hosts.values()]
+        every_host_checked = [host.name_check for host in self.hosts.values()]
         for h in cfg.hosts:
             self.hosts[h.name].install(cfg.profile, host_packages(cfg, h), after=every_host_checked)
         controller = self.hosts[cfg.controller.name]

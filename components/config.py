@@ -2,6 +2,8 @@
 
 `parse` is pure: it takes the stack's config values (as Pulumi hands them to the program) and returns a
 frozen `CloudConfig`, or raises `ConfigError` with one line that names the offending key and host.
+A key asking for what is not implemented yet (a `vip`, several controllers, an SSH user other than root) is
+rejected, not ignored: every key the parser accepts does what it says.
 `load` reads the values from the running Pulumi program and calls `parse`.
 """
 
@@ -44,6 +46,7 @@ PASSWORDS = (
 )
 OBJECT_KEYS = ("hosts", "ssh", "passwords", "overrides", "lab")
 SCALAR_KEYS = ("platform", "release", "region", "managementCidr", "virtType", "vip")
+_HOST_KEY = re.compile(r"\A(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}( [^\n]*)?\Z")
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -71,6 +74,8 @@ class HostSpec:
     roles: tuple[str, ...]
     # Per-host service overrides, merged over the stack-wide ones: {service: {section: {option: value}}}.
     overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    # The host's SSH key ("ssh-ed25519 AAAA..."), pinned; without it the key met at first contact is.
+    host_key: Optional[str] = None
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -78,7 +83,7 @@ class HostSpec:
 
 @dataclass(frozen=True)
 class SshSpec:
-    user: str = "root"
+    user: str = "root"  # the only one parse accepts: nothing runs through sudo
     port: int = 22
     private_key: Optional[Secret] = None  # from privateKey (a secret) or read from privateKeyFile
     dial_timeout: int = 120  # seconds spent retrying the first connection to a host
@@ -88,8 +93,11 @@ class SshSpec:
 class LabSpec:
     """A lab of local systemd-nspawn nodes (see components/lab.py); its nodes become the stack's hosts."""
 
+    suite: str  # the nodes' Debian suite: the OS release that ships the stack's OpenStack release
     bridge: str = "osdlab0"
-    suite: str = "bookworm"
+    # Disposable nodes skip every undo on destroy (their disks go with them); `disposable: false` makes them
+    # behave like an operator's hosts, where every undo runs.
+    disposable: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,14 +112,21 @@ class CloudConfig:
     passwords: Mapping[str, Secret]
     overrides: Mapping[str, Mapping[str, Mapping[str, Any]]]
     lab: Optional[LabSpec] = None
+    # Always None: parse rejects `vip` until high availability is implemented; the endpoints fall back to
+    # the controller's address.
     vip: Optional[str] = None
+
+    @property
+    def os_release(self) -> str:
+        """The OS release (codename, e.g. bookworm) every host must run: the one that ships `release`."""
+        return self.profile.releases[self.release]
 
     def with_role(self, role: str) -> tuple[HostSpec, ...]:
         return tuple(h for h in self.hosts if h.has(role))
 
     @property
     def controller(self) -> HostSpec:
-        """The controller that runs one-off steps (db syncs, bootstrap): the first one listed."""
+        """The controller that runs one-off steps (db syncs, bootstrap); parse allows exactly one for now."""
         return self.with_role("controller")[0]
 
     def bridge_address(self) -> str:
@@ -162,8 +177,8 @@ def _ssh(value: Any, lab: bool) -> SshSpec:
     ssh = _mapping(value, "ssh")
     _only(ssh, ("user", "port", "privateKey", "privateKeyFile", "dialTimeout"), "ssh")
     user = str(ssh.get("user", "root"))
-    if not user:
-        raise _fail("ssh.user", "must not be empty")
+    if user != "root":
+        raise _fail("ssh.user", f"{user!r}: only root is supported (sudo is not implemented)")
     port = ssh.get("port", 22)
     if not isinstance(port, int) or not 0 < port < 65536:
         raise _fail("ssh.port", f"{port!r} is not a TCP port")
@@ -198,7 +213,7 @@ def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str]) -> 
     for i, item in enumerate(value):
         key = f"hosts[{i}]"
         item = _mapping(item, key)
-        _only(item, ("name", "address", "roles", "overrides"), key)
+        _only(item, ("name", "address", "roles", "overrides", "hostKey"), key)
         name = str(item.get("name", ""))
         if not _HOSTNAME.match(name):
             raise _fail(f"{key}.name", f"{name!r} is not a valid host name (lower-case letters, digits, '-')")
@@ -223,7 +238,11 @@ def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str]) -> 
             if role not in ROLES:
                 raise _fail(f"{key}.roles", f"unknown role {role!r} (known: {', '.join(ROLES)})")
         overrides = _overrides(item.get("overrides", {}), f"{key}.overrides")
-        hosts.append(HostSpec(name=name, address=address, roles=tuple(dict.fromkeys(roles)), overrides=overrides))
+        host_key = item.get("hostKey")
+        if host_key is not None and not (isinstance(host_key, str) and _HOST_KEY.match(host_key)):
+            raise _fail(f"{key}.hostKey", "is not an SSH public key line (\"ssh-ed25519 AAAA...\", as ssh-keyscan prints)")
+        hosts.append(HostSpec(name=name, address=address, roles=tuple(dict.fromkeys(roles)), overrides=overrides,
+                              host_key=" ".join(host_key.split()[:2]) if host_key else None))
     return tuple(hosts)
 
 
@@ -239,13 +258,19 @@ def _passwords(value: Any) -> Mapping[str, Secret]:
     return out
 
 
-def _lab(value: Any) -> LabSpec:
+def _lab(value: Any, release: str, os_release: str) -> LabSpec:
     lab = _mapping(value, "lab")
-    _only(lab, ("bridge", "suite"), "lab")
+    _only(lab, ("bridge", "suite", "disposable"), "lab")
     bridge = str(lab.get("bridge", LabSpec.bridge))
     if not re.match(r"^[a-z][a-z0-9]{0,14}$", bridge):
         raise _fail("lab.bridge", f"{bridge!r} is not a valid interface name (at most 15 lower-case letters/digits)")
-    return LabSpec(bridge=bridge, suite=str(lab.get("suite", LabSpec.suite)))
+    suite = str(lab.get("suite", os_release))
+    if suite != os_release:
+        raise _fail("lab.suite", f"{suite!r} does not ship release {release} ({release} is on {os_release})")
+    disposable = lab.get("disposable", True)
+    if not isinstance(disposable, bool):
+        raise _fail("lab.disposable", f"{disposable!r} is not true or false")
+    return LabSpec(suite=suite, bridge=bridge, disposable=disposable)
 
 
 def parse(raw: Mapping[str, Any]) -> CloudConfig:
@@ -275,26 +300,22 @@ def parse(raw: Mapping[str, Any]) -> CloudConfig:
     except ValueError as e:
         raise _fail("managementCidr", f"{raw['managementCidr']!r} is not a network: {e}") from None
 
-    lab = _lab(raw["lab"]) if "lab" in raw else None
+    if "vip" in raw:
+        raise _fail("vip", "not supported yet: high availability behind a VIP is not implemented (one controller only)")
+    lab = _lab(raw["lab"], release, profile.releases[release]) if "lab" in raw else None
     bridge_address = str(next(cidr.hosts())) if lab else None
     ssh = _ssh(raw.get("ssh", {}), lab=lab is not None)
     if "hosts" not in raw:
         raise _fail("hosts", "is required")
     hosts = _hosts(raw["hosts"], cidr, bridge_address)
-    controllers = [h for h in hosts if h.has("controller")]
+    controllers = [h.name for h in hosts if h.has("controller")]
     if not controllers:
         raise _fail("hosts", "no host has the controller role")
+    if len(controllers) > 1:
+        raise _fail("hosts", f"{len(controllers)} controllers ({', '.join(controllers)}): high availability is not "
+                             "implemented yet; give exactly one host the controller role")
     if not any(h.has("compute") for h in hosts):
         raise _fail("hosts", "no host has the compute role")
-    vip = None
-    if "vip" in raw:
-        vip = _ipv4(raw["vip"], "vip")
-        if ipaddress.IPv4Address(vip) not in cidr:
-            raise _fail("vip", f"{vip} is outside managementCidr {cidr}")
-        if any(h.address == vip for h in hosts):
-            raise _fail("vip", f"{vip} is already the address of a host")
-    if len(controllers) > 1 and vip is None:
-        raise _fail("vip", f"is required with {len(controllers)} controllers (the haproxy VIP in front of them)")
 
     return CloudConfig(
         profile=profile,
@@ -307,7 +328,6 @@ def parse(raw: Mapping[str, Any]) -> CloudConfig:
         passwords=_passwords(raw.get("passwords", {})),
         overrides=_overrides(raw.get("overrides", {}), "overrides"),
         lab=lab,
-        vip=vip,
     )
 
 

@@ -10,7 +10,7 @@ import pulumi
 
 from . import render
 from .blocks.service import ServiceComponent, ServiceContext
-from .blocks.steps import content_hash, http_answers, systemd_service
+from .blocks.steps import http_answers, restarted_on, systemd_service
 
 PORT = 9292
 IMAGES = "/var/lib/glance/images/"
@@ -44,7 +44,7 @@ class Glance(ServiceComponent):
         conf = self.secret_config("/etc/glance/glance-api.conf", conf_text, group="glance")
         db_sync = self.run_as("db-sync", "glance", "glance-manage db_sync", after=[conf])
         self.ready = systemd_service(
-            f"{self.prefix}-api", host.connection, profile.service("glance_api"), triggers=[content_hash(conf_text)],
+            f"{self.prefix}-api", host.connection, profile.service("glance_api"), triggers=restarted_on(conf),
             ready=http_answers(host.address, PORT, "Glance"),
             opts=self.after(db_sync, *identity.entities),
         )

@@ -14,17 +14,18 @@ from typing import Mapping, Optional, Sequence
 
 import pulumi
 
-from .blocks.steps import package_set
+from .blocks.steps import once_done, package_set
 from .config import HostSpec, SshSpec
 from .profiles import Profile
-from .providers.remote import RemoteCommand
+from .providers.remote import HostAccess, RemoteCommand
 
 BEGIN, END = "# BEGIN openstack-deploy", "# END openstack-deploy"
 
 
 def ssh_connection(spec: HostSpec, ssh: SshSpec, private_key: pulumi.Input[str]) -> pulumi.Output[dict]:
     """The connection to a configured host, as the dynamic providers take it (components/providers/ssh.py).
-    Secret as a whole, because it holds the private key."""
+    Secret as a whole, because it holds the private key. Its key is pinned if the stack config gives one
+    (`hostKey`); otherwise the one met first is (HostAccess)."""
     return pulumi.Output.secret(
         pulumi.Output.from_input(private_key).apply(
             lambda key: {
@@ -33,8 +34,18 @@ def ssh_connection(spec: HostSpec, ssh: SshSpec, private_key: pulumi.Input[str])
                 "user": ssh.user,
                 "private_key": key,
                 "dial_timeout": ssh.dial_timeout,
+                **({"host_key": spec.host_key} if spec.host_key else {}),
             }
         )
+    )
+
+
+def os_release_check(codename: str) -> str:
+    """Fails, naming what the host runs, unless it runs the OS release the stack's OpenStack release is for."""
+    return (
+        ". /etc/os-release; if [ \"${VERSION_CODENAME:-}\" != " + shlex.quote(codename) + " ]; then "
+        "echo \"host $(hostname) runs ${PRETTY_NAME:-an unknown system}, not " + codename
+        + " (the stack's release is for " + codename + ")\" >&2; exit 1; fi"
     )
 
 
@@ -95,12 +106,14 @@ class HostArgs:
     connection: pulumi.Input[dict]
     # Every host's name and management address, for /etc/hosts and the resolution check.
     names: Mapping[str, str]
+    os_release: str  # the OS codename the stack's release is for (CloudConfig.os_release)
 
 
 class Host(pulumi.ComponentResource):
-    """A prepared host. Its `connection` resolves only once every host's names check out and this host's
-    packages are in (`install`), so every step that uses it (parented to it, named `{name}-{step}`) runs on
-    a host that resolves the cloud's names correctly and has what it needs."""
+    """A prepared host. Its `connection` pins the host's SSH key (`{name}-ssh`) and resolves only once the host
+    runs the right OS release, every host's names check out and this host's packages are in (`install`), so
+    every step that uses it (parented to it, named `{name}-{step}`) runs on a host that is the one it was,
+    resolves the cloud's names correctly and has what it needs."""
 
     connection: pulumi.Output[dict]
     names_checked: pulumi.Output[str]  # resolves once this host resolves every name correctly
@@ -108,14 +121,23 @@ class Host(pulumi.ComponentResource):
     def __init__(self, name: str, args: HostArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:infra:Host", name, None, opts)
         self._name = name
-        self._given = args.connection
         self.spec = args.spec
         self.address = args.spec.address
         child = pulumi.ResourceOptions(parent=self)
+        access = HostAccess(f"{name}-ssh", args.connection, opts=child)
+        self.access = access
+        # Every later step pins the key HostAccess verified: the connection's own (known in every preview), or
+        # the one it met first and recorded.
+        pinned = once_done(pulumi.Output.from_input(args.connection).apply(
+            lambda c: dict(c, name=args.spec.name) if c.get("host_key")
+            else access.host_key.apply(lambda key: dict(c, name=args.spec.name, host_key=key))), access)
+        release = RemoteCommand(
+            f"{name}-os-release", connection=pinned, create=os_release_check(args.os_release),
+            update=os_release_check(args.os_release), check=os_release_check(args.os_release), opts=child)
         block = hosts_block(args.names)
         etc_hosts = RemoteCommand(
             f"{name}-etc-hosts",
-            connection=args.connection,
+            connection=once_done(pinned, release),
             create=write_block_script(args.names),
             update=write_block_script(args.names),
             delete=remove_block_script(),
@@ -126,22 +148,23 @@ class Host(pulumi.ComponentResource):
         check = name_check_script(args.names)
         name_check = RemoteCommand(
             f"{name}-name-check",
-            connection=args.connection,
+            connection=once_done(pinned, etc_hosts),
             create=check,
             update=check,
             check=check,
             triggers=[block],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[etc_hosts]),
+            opts=child,
         )
-        self.names_checked = name_check.id
-        self.connection = pulumi.Output.secret(pulumi.Output.all(args.connection, name_check.id).apply(lambda v: v[0]))
+        self.name_check = name_check
+        self._pinned = pinned
+        self.connection = once_done(pinned, name_check)
         self.register_outputs({"address": self.address, "roles": list(args.spec.roles)})
 
-    def install(self, profile: Profile, packages: Sequence[str], after: Sequence[pulumi.Output[str]]) -> None:
-        """Installs the distribution packages of every service the host runs, in one go, once every host in
-        `after` (all of the cloud's) resolves the names: a wrong mapping anywhere stops all installs."""
+    def install(self, profile: Profile, packages: Sequence[str], after: Sequence[RemoteCommand]) -> None:
+        """Installs the distribution packages of every service the host runs, in one go, once every host's name
+        check in `after` (all of the cloud's) has passed: a wrong mapping anywhere stops all installs."""
         if not packages:
             return
-        checked = pulumi.Output.all(self._given, *after).apply(lambda v: v[0])
-        step = package_set(f"{self._name}-packages", checked, profile, packages, opts=pulumi.ResourceOptions(parent=self))
-        self.connection = pulumi.Output.secret(pulumi.Output.all(self.connection, step.id).apply(lambda v: v[0]))
+        step = package_set(f"{self._name}-packages", once_done(self._pinned, *after), profile, packages,
+                           opts=pulumi.ResourceOptions(parent=self))
+        self.connection = once_done(self.connection, step)

@@ -26,6 +26,10 @@ from .profiles import Profile
 from .providers.remote import RemoteCommand
 
 
+# Keystone's bootstrap makes the admin role global (no domain: '<<null>>' in its table).
+ADMIN_ROLE_QUERY = "SELECT id FROM keystone.role WHERE name = 'admin' AND domain_id = '<<null>>'"
+
+
 @dataclass(frozen=True)
 class KeystoneArgs:
     host: Host
@@ -105,11 +109,18 @@ class Keystone(pulumi.ComponentResource):
         server_name_text = render.render("apache", "servername.conf", profile.name, server_name=host.spec.name)
         server_name = config_file(f"{prefix}-apache-servername", conn, profile.path("web_server_name"),
                                   server_name_text, opts=after(bootstrap))
+        # Apache listens only where a site says (each on the management address): no packaged `Listen 80`, and
+        # Debian's default site disabled.
+        ports = config_file(f"{prefix}-apache-ports", conn, profile.path("web_ports_conf"),
+                            render.render("apache", "ports.conf", profile.name), opts=after(bootstrap))
+        no_default_site = RemoteCommand(
+            f"{prefix}-apache-no-default-site", connection=conn, create=profile.disable_default_site,
+            delete=profile.enable_default_site, check=profile.default_site_disabled, opts=after(bootstrap))
         app = WsgiApp(site="keystone", title="Keystone", port=5000, script="keystone-wsgi-public", user="keystone",
                       process_group="keystone-public", log_name="keystone", standalone="keystone_standalone",
                       processes=args.wsgi_processes, limit_request_body=114688)
-        apache = serve_with_apache(prefix, host, profile, app, reads=[conf_text], after=[bootstrap], parent=self,
-                                   extra_files=[(server_name, server_name_text)])
+        apache = serve_with_apache(prefix, host, profile, app, reads=[conf], after=[bootstrap, no_default_site],
+                                   parent=self, extra_files=[server_name, ports])
         self.ready = apache
 
         # The explicit provider of every OpenStack-side resource: the admin through the public endpoint (its password
@@ -128,10 +139,13 @@ class Keystone(pulumi.ComponentResource):
             opts=entity_options(self.provider, ready, self, f"{name}-service-project"))
         self.user_role = openstack.identity.Role(f"{name}-user-role", name="user",
                                                  opts=entity_options(self.provider, ready, self, f"{name}-user-role"))
-        # The admin role is Keystone's bootstrap's: looked up, not managed, once Apache serves Keystone (its ID is
-        # known in a preview unless Apache's step is new; empty when a --target run skips it).
-        admin_role_id = apache.id.apply(lambda served: openstack.identity.get_role_output(
-            name="admin", opts=pulumi.InvokeOutputOptions(provider=self.provider)).id if served else None)
+        # The admin role is Keystone's bootstrap's, not managed here: its ID is read where bootstrap wrote it, so a
+        # preview knows it without asking Keystone (and whatever else is to run again on the controller).
+        query = f"mariadb -N -B -e {shlex.quote(ADMIN_ROLE_QUERY)}"
+        admin_role = RemoteCommand(
+            f"{prefix}-admin-role", connection=conn, create=f"id=$({query}); test -n \"$id\"; echo \"$id\"",
+            check=f"test -n \"$({query})\"", keep_stdout=True, opts=after(bootstrap))
+        admin_role_id = admin_role.stdout.apply(lambda out: (out or "").strip())
         self.identity = Identity(provider=self.provider, ready=ready, service_project_id=self.service_project.id,
                                  role_ids={"admin": admin_role_id})
 

@@ -125,14 +125,17 @@ class Lab(pulumi.ComponentResource):
                 opts=node_opts,
             )
             connection = pulumi.Output.secret(
-                self.ssh_key.private_key.apply(
-                    lambda key, address=host.address: {
+                pulumi.Output.all(self.ssh_key.private_key, rootfs.host_key).apply(
+                    lambda v, address=host.address, pin=host.host_key: {
                         "host": address,
                         "port": 22,
                         "user": "root",
-                        "private_key": key,
+                        "private_key": v[0],
                         "dial_timeout": cfg.ssh.dial_timeout,
-                        "disposable": True,  # the node's disk goes with it: undo steps need not run
+                        # The lab made the node's key: pinned from the first contact on (a stack's hostKey wins).
+                        **({"host_key": pin or v[1]} if pin or v[1] else {}),
+                        # A disposable node's disk goes with it: undo steps need not run (lab.disposable).
+                        **({"disposable": True} if spec.disposable else {}),
                     }
                 )
             )

@@ -9,7 +9,7 @@ import pulumi
 
 from . import render
 from .blocks.database import DatabaseServer
-from .blocks.steps import configured_service, wait_until
+from .blocks.steps import configured_service, once_done, wait_until
 from .host import Host
 from .profiles import Profile
 
@@ -34,7 +34,7 @@ class MariaDB(pulumi.ComponentResource):
                                         profile.service("mariadb"), self,
                                         ready=wait_until("mysqladmin --silent ping", 120, "MariaDB"))
         self.server = DatabaseServer(
-            connection=pulumi.Output.secret(pulumi.Output.all(host.connection, service.id).apply(lambda v: v[0])),
+            connection=once_done(host.connection, service),
             socket=profile.path("mariadb_socket"),
             address=host.spec.name,
         )

@@ -8,7 +8,7 @@ from typing import Optional
 import pulumi
 
 from . import render
-from .blocks.steps import configured_service
+from .blocks.steps import configured_service, once_done
 from .host import Host
 from .profiles import Profile
 
@@ -32,5 +32,5 @@ class Memcached(pulumi.ComponentResource):
                                 memory_mb=args.memory_mb, max_connections=args.max_connections)
         _, service = configured_service(prefix, host.connection, profile.path("memcached_conf"), content,
                                         profile.service("memcached"), self)
-        self.servers = service.id.apply(lambda _: f"{host.spec.name}:11211")
+        self.servers = once_done(f"{host.spec.name}:11211", service)
         self.register_outputs({"servers": self.servers})

@@ -14,8 +14,8 @@ import pulumi
 
 from . import render
 from .blocks.service import ServiceComponent, ServiceContext
-from .blocks.steps import as_user, config_file, content_hash, http_answers, platform_service, systemd_service, wait_until
-from .providers.remote import RemoteCommand
+from .blocks.steps import as_user, config_file, http_answers, platform_service, restarted_on, systemd_service, wait_until
+from .providers.remote import RemoteCommand, RemoteFile
 
 PORT = 8774
 METADATA_PORT = 8775  # what Neutron's metadata agent will ask
@@ -84,33 +84,38 @@ class Nova(ServiceComponent):
 
         started = [db_sync, *identity.entities, *args.after]
         apis = {
-            step: self.uwsgi_api(step, service, wsgi, port, what, conf_text, args.workers, after=started)
+            step: self.uwsgi_api(step, service, wsgi, port, what, conf, args.workers, after=started)
             for step, service, wsgi, port, what in UWSGI_APIS
         }
         daemons = {
             d: platform_service(f"{self.prefix}-{d.removeprefix('nova_')}", host.connection, profile, d,
-                                triggers=[content_hash(conf_text)], opts=self.after(*started))
+                                triggers=restarted_on(conf), opts=self.after(*started))
             for d in DAEMONS
         }
         self.ready = [apis["api"], daemons["nova_conductor"], daemons["nova_scheduler"]]
         self.metadata_ready = apis["metadata-api"]
         self.register_outputs({})
 
-    def uwsgi_api(self, step: str, service: str, wsgi: str, port: int, what: str, conf_text: pulumi.Output[str],
+    def uwsgi_api(self, step: str, service: str, wsgi: str, port: int, what: str, conf: RemoteFile,
                   workers: int, after: Sequence[pulumi.Resource]) -> pulumi.Resource:
         """One of Debian's uwsgi units for a Nova API (`{prefix}-{step}-uwsgi`, then `{prefix}-{step}`): its
-        ini with this host's worker count, (re)started on the hash of nova.conf and the ini, ready when the port
+        ini with this host's worker count, (re)started on writes of nova.conf and the ini, ready when the port
         answers."""
         profile, host = self.profile, self.host
-        text = render.render("nova", "nova-api-uwsgi.ini", profile.name, workers=workers,
-                             name=profile.service(service), wsgi_file=f"{profile.path('wsgi_scripts')}/{wsgi}")
-        ini = config_file(f"{self.prefix}-{step}-uwsgi", host.connection, profile.path(f"{service}_uwsgi"), text,
-                          opts=self.after())
+        unit, ini_path = profile.service(service), profile.path(f"{service}_uwsgi")
+        text = render.render("nova", "nova-api-uwsgi.ini", profile.name, workers=workers, name=unit,
+                             wsgi_file=f"{profile.path('wsgi_scripts')}/{wsgi}", bind_address=host.address, port=port)
+        ini = config_file(f"{self.prefix}-{step}-uwsgi", host.connection, ini_path, text, opts=self.after())
+        # The init script's own arguments would add a socket on every address: the ini's socket only.
+        arguments = config_file(
+            f"{self.prefix}-{step}-uwsgi-args", host.connection, profile.path(f"{service}_defaults"),
+            render.render("nova", "nova-api-uwsgi.default", profile.name, name=unit, ini_path=ini_path),
+            opts=self.after())
         return systemd_service(
-            f"{self.prefix}-{step}", host.connection, profile.service(service),
-            triggers=[content_hash(conf_text), content_hash(text)],
+            f"{self.prefix}-{step}", host.connection, unit,
+            triggers=restarted_on(conf, ini, arguments),
             ready=http_answers(host.address, port, what),
-            opts=self.after(ini, *after),
+            opts=self.after(ini, arguments, *after),
         )
 
     def discover_hosts(self, computes: Sequence[str], after: Sequence[pulumi.Resource]) -> RemoteCommand:

@@ -12,7 +12,7 @@ import pulumi
 
 from . import render
 from .blocks.service import ServiceContext
-from .blocks.steps import config_file, content_hash, masked_service, systemd_service
+from .blocks.steps import config_file, masked_service, restarted_on, systemd_service
 from .host import Host
 from .nova import nova_conf
 from .providers.remote import RemoteCommand
@@ -71,7 +71,7 @@ class NovaCompute(pulumi.ComponentResource):
             qemu = config_file(f"{prefix}-qemu-conf", conn, profile.path("libvirt_qemu_conf"), qemu_text,
                                opts=after())
             libvirt = systemd_service(f"{prefix}-libvirt", conn, profile.service("libvirt"),
-                                      triggers=[content_hash(qemu_text)], opts=after(qemu))
+                                      triggers=restarted_on(qemu), opts=after(qemu))
             # Nova decides what runs after a host boots (resume_guests_state_on_host_boot); libvirt-guests would
             # suspend the guests at shutdown and resume them behind Nova's back.
             guests_off = masked_service(f"{prefix}-libvirt-guests-off", conn, profile.service("libvirt_guests"),
@@ -92,7 +92,7 @@ class NovaCompute(pulumi.ComponentResource):
                                  mode="0640", group="nova", opts=after())
             self.services.append(systemd_service(
                 f"{prefix}-service", conn, profile.service("nova_compute"),
-                triggers=[content_hash(conf_text), content_hash(driver_text)],
+                triggers=restarted_on(conf, driver),
                 opts=after(conf, driver, libvirt, guests_off, *args.after),
             ))
         self.register_outputs({})

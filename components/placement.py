@@ -43,7 +43,7 @@ class Placement(ServiceComponent):
         app = WsgiApp(site="placement-api", title="Placement", port=PORT, script="placement-api", user="placement",
                       process_group="placement-api", log_name="placement-api", standalone="placement_standalone",
                       processes=args.processes)
-        self.ready = serve_with_apache(self.prefix, self.host, profile, app, reads=[conf_text],
+        self.ready = serve_with_apache(self.prefix, self.host, profile, app, reads=[conf],
                                        after=[db_sync, *args.web_server, *identity.entities], parent=self,
                                        restart=False)
         self.register_outputs({})

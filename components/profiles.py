@@ -22,8 +22,8 @@ class Profile:
     remove_command: str
     # Runs after an install: what the denied service starts would have done for the system's own daemons.
     after_install: str
-    # Succeeds when every package in {packages} is installed.
-    installed_check: str
+    # Prints "NAME STATUS" for each package in {packages} the system knows ("installed" when it is).
+    installed_query: str
     packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     services: Mapping[str, str] = field(default_factory=dict)
     paths: Mapping[str, str] = field(default_factory=dict)
@@ -33,6 +33,11 @@ class Profile:
     enable_site: str = ""
     disable_site: str = ""
     site_enabled: str = ""  # succeeds while the site is enabled
+    # Shell that disables the web server's packaged default site, puts it back (the undo), and succeeds while it
+    # is disabled (all empty where the platform enables none).
+    disable_default_site: str = ""
+    enable_default_site: str = ""
+    default_site_disabled: str = ""
 
     def package_set(self, *logical: str) -> tuple[str, ...]:
         seen: dict[str, None] = {}
@@ -68,8 +73,8 @@ DEBIAN = Profile(
     # policy-rc.d also denied the maintainer scripts' `invoke-rc.d dbus reload`: without it D-Bus ignores the
     # bus policies the new packages brought, and polkit (which libvirt asks) cannot take its bus name.
     after_install="systemctl try-reload-or-restart dbus",
-    remove_command="DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 purge",
-    installed_check="test -z \"$(dpkg-query -W -f='${{db:Status-Status}}\\n' {packages} 2>&1 | grep -vx installed)\"",
+    remove_command="DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 purge --autoremove",
+    installed_query="dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\\n' {packages} 2>/dev/null || true",
     packages={
         "mariadb": ("mariadb-server", "python3-pymysql", "socat"),
         "rabbitmq": ("rabbitmq-server",),
@@ -86,6 +91,9 @@ DEBIAN = Profile(
     services={
         "mariadb": "mariadb",
         "rabbitmq": "rabbitmq-server",
+        # Erlang's port mapper, socket-activated (rabbitmq-server.service wants the socket).
+        "epmd_socket": "epmd.socket",
+        "epmd": "epmd.service",
         "memcached": "memcached",
         "web_server": "apache2",
         # Debian runs Keystone under uwsgi in its own unit; the seeds serve it from Apache instead.
@@ -107,14 +115,20 @@ DEBIAN = Profile(
         "mariadb_conf": "/etc/mysql/mariadb.conf.d/99-openstack.cnf",
         "mariadb_socket": "/run/mysqld/mysqld.sock",
         "rabbitmq_env": "/etc/rabbitmq/rabbitmq-env.conf",
+        "epmd_socket_dropin": "/etc/systemd/system/epmd.socket.d/openstack-deploy.conf",
         "memcached_conf": "/etc/memcached.conf",
         "web_site": "/etc/apache2/sites-available/{site}.conf",
         "web_server_name": "/etc/apache2/conf-available/servername.conf",
         "wsgi_scripts": "/usr/bin",
         "web_log_dir": "/var/log/apache2",
+        # Debian's file has `Listen 80` (and 443 with mod_ssl), every address; apache2.conf requires it (Include).
+        "web_ports_conf": "/etc/apache2/ports.conf",
         # Debian's nova-api runs under uwsgi with this ini (16 workers by default: too many for a small host).
         "nova_api_uwsgi": "/etc/nova/nova-api-uwsgi.ini",
         "nova_api_metadata_uwsgi": "/etc/nova/nova-api-metadata-uwsgi.ini",  # 8 processes x 32 threads
+        # Sourced by the APIs' init scripts after they build uwsgi's arguments (with a socket on every address).
+        "nova_api_defaults": "/etc/default/nova-api",
+        "nova_api_metadata_defaults": "/etc/default/nova-api-metadata",
         "libvirt_qemu_conf": "/etc/libvirt/qemu.conf",
     },
     unit_defaults={
@@ -125,6 +139,10 @@ DEBIAN = Profile(
     enable_site="a2enmod -q wsgi && a2enconf -q servername && a2ensite -q {site}",
     disable_site="a2dissite -q {site}",
     site_enabled="apache2ctl -M 2>/dev/null | grep -q wsgi_module && test -e /etc/apache2/sites-enabled/{site}.conf",
+    # Debian's postinst enables 000-default (port 80) on a fresh install; a2dissite fails only if the file is gone.
+    disable_default_site="a2dissite -q 000-default || true",
+    enable_default_site="a2ensite -q 000-default || true",
+    default_site_disabled="test ! -e /etc/apache2/sites-enabled/000-default.conf",
 )
 
 PROFILES: Mapping[str, Profile] = {p.name: p for p in (DEBIAN,)}

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pulumi
 
 from . import render
-from .blocks.steps import configured_service, wait_until
+from .blocks.steps import config_file, once_done, restarted_on, systemd_service, wait_until
 from .host import Host
 from .profiles import Profile
 from .providers.remote import RemoteCommand
@@ -32,10 +32,27 @@ class RabbitMQ(pulumi.ComponentResource):
         super().__init__("openstack-deploy:infra:RabbitMQ", name, None, opts)
         host, profile = args.host, args.profile
         prefix = f"{name}-{host.spec.name}"
-        content = render.render("rabbitmq", "rabbitmq-env.conf", profile.name, listen_address=host.address)
-        _, service = configured_service(prefix, host.connection, profile.path("rabbitmq_env"), content,
-                                        profile.service("rabbitmq"), self,
-                                        ready=wait_until("rabbitmqctl -q await_startup >/dev/null 2>&1", 180, "RabbitMQ"))
+        conn, child = host.connection, pulumi.ResourceOptions(parent=self)
+        env = config_file(f"{prefix}-config", conn, profile.path("rabbitmq_env"),
+                          render.render("rabbitmq", "rabbitmq-env.conf", profile.name, listen_address=host.address),
+                          opts=child)
+        # Erlang's port mapper is socket-activated by systemd: its socket moves to the management address (and
+        # loopback, where Erlang nodes register) before RabbitMQ starts and registers with it.
+        epmd_file = config_file(f"{prefix}-epmd-socket", conn, profile.path("epmd_socket_dropin"),
+                                render.render("rabbitmq", "epmd-socket.conf", profile.name, listen_address=host.address),
+                                opts=child)
+        sockets = f"{profile.service('epmd')} {profile.service('epmd_socket')}"
+        epmd = RemoteCommand(
+            f"{prefix}-epmd", connection=conn,
+            create=f"systemctl daemon-reload && systemctl stop {sockets} && systemctl start {profile.service('epmd_socket')}",
+            update=f"systemctl daemon-reload && systemctl stop {sockets} && systemctl start {profile.service('epmd_socket')}",
+            delete=f"systemctl daemon-reload && systemctl stop {sockets} || true",
+            triggers=restarted_on(epmd_file),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[epmd_file]))
+        service = systemd_service(
+            f"{prefix}-service", conn, profile.service("rabbitmq"), triggers=restarted_on(env, epmd_file),
+            ready=wait_until("rabbitmqctl -q await_startup >/dev/null 2>&1", 180, "RabbitMQ"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[env, epmd]))
         after_service = pulumi.ResourceOptions(parent=self, depends_on=[service])
         # The password travels on stdin, read once into the shell (printf is a builtin: never in argv).
         user_exists = f"rabbitmqctl -q list_users </dev/null | cut -f1 | grep -qx {USER}"
@@ -64,8 +81,8 @@ class RabbitMQ(pulumi.ComponentResource):
             opts=after_service,  # no undo: the default account is not put back
         )
         self.transport_url = pulumi.Output.secret(
-            pulumi.Output.all(args.password, user.id, no_guest.id).apply(
-                lambda v: f"rabbit://{USER}:{quote(v[0], safe='')}@{host.spec.name}:5672/"
+            once_done(args.password, user, no_guest).apply(
+                lambda password: f"rabbit://{USER}:{quote(password, safe='')}@{host.spec.name}:5672/"
             )
         )
         self.register_outputs({})

@@ -6,6 +6,7 @@ review the diff like code.
 
 import configparser
 import os
+import re
 
 import pytest
 import yaml
@@ -33,6 +34,7 @@ CASES = {
     ("mariadb", "openstack.cnf"): dict(bind_address="10.0.0.10", max_connections=4096),
     ("memcached", "memcached.conf"): dict(listen_address="10.0.0.10", memory_mb=256, max_connections=4096),
     ("rabbitmq", "rabbitmq-env.conf"): dict(listen_address="10.0.0.10"),
+    ("rabbitmq", "epmd-socket.conf"): dict(listen_address="10.0.0.10"),
     ("keystone", "keystone.conf"): dict(
         database_url="mysql+pymysql://keystone:KEYSTONE_DBPASS@controller/keystone",
         memcache_servers="controller:11211",
@@ -42,6 +44,7 @@ CASES = {
                                        script="keystone-wsgi-public", wsgi_scripts="/usr/bin",
                                        log_dir="/var/log/apache2", log_name="keystone", limit_request_body=114688),
     ("apache", "servername.conf"): dict(server_name="controller"),
+    ("apache", "ports.conf"): dict(),
     ("keystone", "admin-openrc"): dict(password="ADMIN 'PASS'", auth_url="http://10.0.0.10:5000/v3/",
                                        region="RegionOne"),
     ("keystone", "clouds.yaml"): dict(password='ADMIN "PASS"', auth_url="http://10.0.0.10:5000/v3/",
@@ -53,7 +56,9 @@ CASES = {
     ("placement", "placement.conf"): dict(database_url="mysql+pymysql://placement:PLACEMENT_DBPASS@controller/placement",
                                           auth=AUTH | {"username": "placement", "password": "PLACEMENT_PASS"}),
     ("nova", "nova.conf"): NOVA | dict(controller=True, my_ip="10.0.0.10"),
-    ("nova", "nova-api-uwsgi.ini"): dict(workers=2, name="nova-api", wsgi_file="/usr/bin/nova-api-wsgi"),
+    ("nova", "nova-api-uwsgi.ini"): dict(workers=2, name="nova-api", wsgi_file="/usr/bin/nova-api-wsgi",
+                                         bind_address="10.0.0.10", port=8774),
+    ("nova", "nova-api-uwsgi.default"): dict(name="nova-api", ini_path="/etc/nova/nova-api-uwsgi.ini"),
     ("nova", "nova-compute.conf"): dict(virt_type="qemu", virt_type_reason="virtType auto: no usable hardware virtualisation"),
     ("libvirt", "qemu.conf"): dict(in_container=True, container="systemd-nspawn"),
 }
@@ -62,7 +67,10 @@ VARIANTS = {
     ("nova", "nova.conf", "compute"): NOVA | dict(controller=False, my_ip="10.0.0.11"),
     ("libvirt", "qemu.conf", "host"): dict(in_container=False, container="none"),
     ("nova", "nova-api-uwsgi.ini", "metadata"): dict(workers=2, name="nova-api-metadata",
-                                                   wsgi_file="/usr/bin/nova-metadata-wsgi"),
+                                                   wsgi_file="/usr/bin/nova-metadata-wsgi",
+                                                   bind_address="10.0.0.10", port=8775),
+    ("nova", "nova-api-uwsgi.default", "metadata"): dict(name="nova-api-metadata",
+                                                       ini_path="/etc/nova/nova-api-metadata-uwsgi.ini"),
 }
 INI = {("mariadb", "openstack.cnf"), ("keystone", "keystone.conf"), ("glance", "glance-api.conf"),
        ("placement", "placement.conf"), ("nova", "nova.conf"), ("nova", "nova-compute.conf"),
@@ -112,6 +120,60 @@ def test_a_compute_hosts_nova_conf_has_no_database_section_or_credentials():
     assert parser["vnc"]["novncproxy_base_url"] == "http://10.0.0.10:6080/vnc_auto.html"
     controller = render.render("nova", "nova.conf", "debian", **CASES[("nova", "nova.conf")])
     assert "mysql+pymysql://nova:NOVA_DBPASS@controller/nova_api" in controller
+
+
+# Each listener's setting in the file that sets it, with the values of CASES / VARIANTS (management address 10.0.0.10).
+LISTENERS = {
+    ("mariadb", "openstack.cnf", ""): ["bind-address = 10.0.0.10"],
+    ("memcached", "memcached.conf", ""): ["-l 10.0.0.10", "-U 0"],
+    ("rabbitmq", "rabbitmq-env.conf", ""): [
+        "NODE_IP_ADDRESS=10.0.0.10", "DIST_PORT=25672",
+        'SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {10,0,0,10}"', "ERL_EPMD_ADDRESS=10.0.0.10"],
+    # The packaged ListenStream=4369 (every address) reset first, then the management address and loopback.
+    ("rabbitmq", "epmd-socket.conf", ""): ["[Socket]", "ListenStream=", "ListenStream=10.0.0.10:4369",
+                                           "ListenStream=127.0.0.1:4369", "FreeBind=true"],
+    ("apache", "wsgi-site.conf", ""): ["Listen 10.0.0.10:5000", "<VirtualHost 10.0.0.10:5000>"],
+    ("apache", "ports.conf", ""): [],
+    ("glance", "glance-api.conf", ""): ["bind_host = 10.0.0.10"],
+    ("nova", "nova-api-uwsgi.ini", ""): ["http-socket = 10.0.0.10:8774"],
+    ("nova", "nova-api-uwsgi.ini", "metadata"): ["http-socket = 10.0.0.10:8775"],
+    ("nova", "nova-api-uwsgi.default", ""): ['DAEMON_ARGS="--ini /etc/nova/nova-api-uwsgi.ini"'],
+    ("nova", "nova-api-uwsgi.default", "metadata"): ['DAEMON_ARGS="--ini /etc/nova/nova-api-metadata-uwsgi.ini"'],
+    ("nova", "nova.conf", ""): ["server_listen = $my_ip", "novncproxy_host = $my_ip"],
+    ("nova", "nova.conf", "compute"): ["server_listen = $my_ip"],
+}
+_EVERY_ADDRESS = re.compile(r"0\.0\.0\.0|\[::\]|\*:\d|^Listen \d+$|^ListenStream=\d+$|--http-socket :")
+
+
+def settings(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+@pytest.mark.parametrize("service,filename,variant", sorted(LISTENERS))
+def test_each_listener_is_set_to_the_management_address(service, filename, variant):
+    lines = settings(render.render(service, filename, "debian", **RENDERS[(service, filename, variant)]))
+    expected = LISTENERS[(service, filename, variant)]
+    assert [line for line in lines if line in expected] == expected
+    if (service, filename) == ("apache", "ports.conf"):
+        assert lines == []  # no Listen at all: each site brings its own
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize("service,filename,variant", sorted(RENDERS))
+def test_no_template_sets_a_socket_on_every_address(profile, service, filename, variant):
+    lines = settings(render.render(service, filename, profile, **RENDERS[(service, filename, variant)]))
+    assert not [line for line in lines if _EVERY_ADDRESS.search(line)]
+
+
+def test_the_nova_apis_uwsgi_socket_is_in_its_ini_and_not_in_the_init_scripts_arguments():
+    for variant, port in (("", 8774), ("metadata", 8775)):
+        ini = configparser.ConfigParser(interpolation=None, strict=True)
+        ini.read_string(render.render("nova", "nova-api-uwsgi.ini", "debian",
+                                      **RENDERS[("nova", "nova-api-uwsgi.ini", variant)]))
+        assert ini["uwsgi"]["http-socket"] == f"10.0.0.10:{port}"
+        default = render.render("nova", "nova-api-uwsgi.default", "debian",
+                                **RENDERS[("nova", "nova-api-uwsgi.default", variant)])
+        assert "socket" not in " ".join(settings(default))
 
 
 def test_keystone_conf_has_the_seeds_settings():

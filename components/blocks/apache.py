@@ -1,6 +1,6 @@
 """An OpenStack API served by Apache mod_wsgi, as the seeds serve Keystone and Placement: the packaged
 standalone (uwsgi) unit masked, the site written and enabled, then Apache (re)started or reloaded on the
-hashes of the files the API reads, with an HTTP probe as readiness."""
+writes of the files the API reads, with an HTTP probe as readiness."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pulumi
 from .. import render
 from ..host import Host
 from ..profiles import Profile
-from ..providers.remote import RemoteCommand
-from .steps import config_file, content_hash, masked_service, systemd_service, wait_until
+from ..providers.remote import RemoteCommand, RemoteFile
+from .steps import config_file, masked_service, restarted_on, systemd_service, wait_until
 
 
 @dataclass(frozen=True)
@@ -39,15 +39,15 @@ def site_text(app: WsgiApp, host: Host, profile: Profile) -> str:
     )
 
 
-def serve_with_apache(prefix: str, host: Host, profile: Profile, app: WsgiApp, reads: Sequence[pulumi.Input[str]],
+def serve_with_apache(prefix: str, host: Host, profile: Profile, app: WsgiApp, reads: Sequence[RemoteFile],
                       after: Sequence[pulumi.Resource], parent: pulumi.Resource, restart: bool = True,
-                      extra_files: Sequence[tuple[pulumi.Resource, str]] = ()) -> RemoteCommand:
+                      extra_files: Sequence[RemoteFile] = ()) -> RemoteCommand:
     """`{prefix}-no-uwsgi`, `{prefix}-apache-site`, `{prefix}-apache-enable`, `{prefix}-apache`.
 
-    `reads`: the contents of the files the API reads (their hashes restart it). `restart`: the first site on
+    `reads`: the files the API reads (their writes restart it). `restart`: the first site on
     the web server restarts it (and owns its unit); later ones only reload it, which restarts the WSGI daemons
-    without stopping the other sites. `extra_files`: other web server files written before enabling, with
-    their contents (Keystone's ServerName)."""
+    without stopping the other sites. `extra_files`: other web server files written before enabling
+    (Keystone's ServerName)."""
     conn = host.connection
 
     def opts(*deps) -> pulumi.ResourceOptions:
@@ -61,12 +61,12 @@ def serve_with_apache(prefix: str, host: Host, profile: Profile, app: WsgiApp, r
         create=profile.enable_site.format(site=app.site),
         delete=profile.disable_site.format(site=app.site) or None,
         check=profile.site_enabled.format(site=app.site) or None,
-        opts=opts(site, no_standalone, *(f for f, _ in extra_files)),
+        opts=opts(site, no_standalone, *extra_files),
     )
     probe = f"curl -sf -o /dev/null http://{host.address}:{app.port}/"
     return systemd_service(
         f"{prefix}-apache", conn, profile.service("web_server"),
-        triggers=[content_hash(text), *(content_hash(c) for _, c in extra_files), *(content_hash(r) for r in reads)],
+        triggers=restarted_on(site, *extra_files, *reads),
         ready=wait_until(probe, 120, f"{app.title} (HTTP answer on port {app.port})"),
         reload=not restart,
         opts=opts(enabled),

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pulumi
 
 from ..providers.mariadb import Database
+from .steps import once_done
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ def service_database(name: str, server: DatabaseServer, databases: Sequence[str]
                   password=password, opts=opts)
     urls = {
         d: pulumi.Output.secret(
-            pulumi.Output.all(password, db.id).apply(
-                lambda v, d=d: f"mysql+pymysql://{user}:{quote(v[0], safe='')}@{server.address}/{d}"
+            once_done(password, db).apply(
+                lambda v, d=d: f"mysql+pymysql://{user}:{quote(v, safe='')}@{server.address}/{d}"
             )
         )
         for d in databases

@@ -1,44 +1,42 @@
-"""Host steps as small functions over RemoteCommand/RemoteFile: a package set and a systemd service.
+"""Host steps as small functions over the remote providers: a package set, a config file, a systemd service,
+a masked unit.
 
-Each is idempotent, has its undo, and tells on refresh whether its effect is still there (`check`).
+Each is idempotent, has its undo, and tells on refresh whether its effect is still there.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shlex
-from typing import Optional, Sequence
+from typing import Optional, Sequence, TypeVar
 
 import pulumi
 
 from ..profiles import Profile
-from ..providers.remote import RemoteCommand, RemoteFile
+from ..providers.remote import PackageSet, RemoteCommand, RemoteFile
+
+T = TypeVar("T")
 
 
-def content_hash(content: pulumi.Input[str]) -> pulumi.Output[str]:
-    """A rendered file's hash, as a restart trigger: computed in the program, so previews show it change.
-    Not secret even when the file holds one: a SHA-256 of a whole config file gives nothing away."""
-    return pulumi.Output.unsecret(
-        pulumi.Output.from_input(content).apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
-    )
+def once_done(value: pulumi.Input[T], *steps: pulumi.CustomResource) -> pulumi.Output[T]:
+    """`value`, resolved only once every one of `steps` is done: order by data. It is known in a preview even
+    where a step is to run (again), because it waits on the step's own `connection` input echoed back, not on
+    an output the step decides (its id is unknown until it has run)."""
+    return pulumi.Output.all(value, *(pulumi.Output.unsecret(s.connection) for s in steps)).apply(lambda v: v[0])
+
+
+def restarted_on(*files: RemoteFile) -> list[pulumi.Output[int]]:
+    """A service's triggers: the write counts of the files it reads. It restarts exactly when one was (re)written
+    (by a change of the program or to repair a hand edit); nothing about the content is kept."""
+    return [f.version for f in files]
 
 
 def package_set(name: str, connection: pulumi.Input[dict], profile: Profile, packages: Sequence[str],
-                opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
+                opts: Optional[pulumi.ResourceOptions] = None) -> PackageSet:
     """Installs `packages` (distribution names) without starting their services: each service starts once
-    its config is in place. A changed set installs the new packages in place."""
-    names = " ".join(shlex.quote(p) for p in packages)
-    install = f"{profile.install_command} {names} && {profile.after_install}"
-    return RemoteCommand(
-        name,
-        connection=connection,
-        create=install,
-        update=install,
-        delete=f"{profile.remove_command} {names}",
-        check=profile.installed_check.format(packages=names),
-        timeout=3600,
-        opts=opts,
-    )
+    its config is in place. A changed set installs the new packages and removes the dropped ones, in place."""
+    return PackageSet(name, connection, list(packages),
+                      install=f"{profile.install_command} {{packages}} && {profile.after_install}",
+                      remove=profile.remove_command + " {packages}", query=profile.installed_query, opts=opts)
 
 
 def config_file(name: str, connection: pulumi.Input[dict], path: str, content: pulumi.Input[str],
@@ -48,10 +46,10 @@ def config_file(name: str, connection: pulumi.Input[dict], path: str, content: p
                       opts=opts)
 
 
-def systemd_service(name: str, connection: pulumi.Input[dict], unit: str, triggers: Sequence[pulumi.Input[str]] = (),
+def systemd_service(name: str, connection: pulumi.Input[dict], unit: str, triggers: Sequence[pulumi.Input[int]] = (),
                     ready: str = "", reload: bool = False,
                     opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
-    """Enables and (re)starts `unit`; runs again, restarting it, exactly when one of `triggers` (the hashes of
+    """Enables and (re)starts `unit`; runs again, restarting it, exactly when one of `triggers` (restarted_on:
     the files it reads) changes. `ready` is a shell condition waited for with a deadline after each start.
     `reload`: for a unit another step owns (a web server with several sites), reload it and never stop it."""
     u = shlex.quote(unit)
@@ -86,16 +84,16 @@ def masked_service(name: str, connection: pulumi.Input[dict], unit: str,
 
 
 def platform_service(name: str, connection: pulumi.Input[dict], profile: Profile, service: str,
-                     triggers: Sequence[pulumi.Input[str]] = (), ready: str = "",
+                     triggers: Sequence[pulumi.Input[int]] = (), ready: str = "",
                      opts: Optional[pulumi.ResourceOptions] = None) -> RemoteCommand:
     """systemd_service for a logical service (profiles.py): with the platform's unit defaults file, if it has
-    one for this service, written first (`{name}-defaults`) and its hash among the triggers."""
+    one for this service, written first (`{name}-defaults`) and among the triggers."""
     extra = profile.unit_defaults.get(service)
     if extra is not None:
         path, text = extra
         parent = opts.parent if opts is not None else None
         defaults = config_file(f"{name}-defaults", connection, path, text, opts=pulumi.ResourceOptions(parent=parent))
-        triggers = [*triggers, content_hash(text)]
+        triggers = [*triggers, *restarted_on(defaults)]
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[defaults]))
     return systemd_service(name, connection, profile.service(service), triggers=triggers, ready=ready, opts=opts)
 
@@ -122,8 +120,8 @@ def wait_until(condition: str, seconds: int, what: str) -> str:
 
 def configured_service(prefix: str, connection: pulumi.Input[dict], path: str, content: str, unit: str,
                        parent: pulumi.Resource, ready: str = "") -> tuple[RemoteFile, RemoteCommand]:
-    """The commonest pair: `{prefix}-config` written to `path`, then `{prefix}-service` (re)started on its hash."""
+    """The commonest pair: `{prefix}-config` written to `path`, then `{prefix}-service` (re)started on its writes."""
     conf = config_file(f"{prefix}-config", connection, path, content, opts=pulumi.ResourceOptions(parent=parent))
-    service = systemd_service(f"{prefix}-service", connection, unit, triggers=[content_hash(content)], ready=ready,
+    service = systemd_service(f"{prefix}-service", connection, unit, triggers=restarted_on(conf), ready=ready,
                               opts=pulumi.ResourceOptions(parent=parent, depends_on=[conf]))
     return conf, service

@@ -11,24 +11,23 @@ import string
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
+from pulumi.dynamic import CreateResult, Resource
+
+from .base import Provider
 
 # Letters and digits only: safe in URLs (transport_url, database connections), INI files and shells.
 _ALPHABET = string.ascii_letters + string.digits
 
 
-class _PasswordProvider(ResourceProvider):
+class _PasswordProvider(Provider):
+    inputs = replace_on = ("length",)
+    delete_first = False
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         length = int(props["length"])
         value = "".join(secrets.choice(_ALPHABET) for _ in range(length))
         return CreateResult(id_=secrets.token_hex(8), outs={"length": length, "value": value})
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = int(olds["length"]) != int(news["length"])
-        return DiffResult(changes=changed, replaces=["length"] if changed else [], delete_before_replace=False)
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs=props)
 
 
 class GeneratedPassword(Resource, module="secrets", name="Password"):
@@ -39,7 +38,10 @@ class GeneratedPassword(Resource, module="secrets", name="Password"):
         super().__init__(_PasswordProvider(), name, {"length": length, "value": None}, opts)
 
 
-class _SshKeyProvider(ResourceProvider):
+class _SshKeyProvider(Provider):
+    inputs = replace_on = ("comment",)
+    delete_first = False
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -52,12 +54,6 @@ class _SshKeyProvider(ResourceProvider):
         outs = {"comment": props["comment"], "private_key": private, "public_key": f"{public.decode()} {props['comment']}"}
         return CreateResult(id_=secrets.token_hex(8), outs=outs)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = olds["comment"] != news["comment"]
-        return DiffResult(changes=changed, replaces=["comment"] if changed else [], delete_before_replace=False)
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs=props)
 
 
 class GeneratedSshKey(Resource, module="secrets", name="SshKey"):

@@ -21,9 +21,10 @@ import uuid
 from typing import Any, Iterable, Mapping, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from . import ssh
+from .base import Provider
 
 
 class LabError(RuntimeError):
@@ -70,10 +71,9 @@ def wait_gone(pid: int, expect: str, timeout: float) -> bool:
     return True
 
 
-class _Provider(ResourceProvider):
-    """Common shape: `apply` makes the thing exist as `props` say (idempotent); `exists` reads the machine."""
-
-    replace_on: tuple[str, ...] = ()
+class _Provider(Provider):
+    """Common shape: `apply` makes the thing exist as `props` say (idempotent); `exists` reads the machine.
+    Every property passed in is an input; a replacement is delete-first (the same name, path or address)."""
 
     def apply(self, props: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
@@ -87,15 +87,10 @@ class _Provider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=self.identity(props), outs=self.apply(props))
 
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        if not props or not self.exists(props):
+    def read_known(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        if not self.exists(props):
             return ReadResult(None, {})  # gone: refresh drops it from state, the next up makes it again
         return ReadResult(id_=id_, outs=props)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in news if k != "__provider" and olds.get(k) != news.get(k)]
-        replaces = [k for k in changed if k in self.replace_on]
-        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=self.apply(news))
@@ -375,7 +370,9 @@ class NodeRootfsProvider(_Provider):
                     w.write(uuid.uuid4().hex + "\n")
         if not any(n.startswith("ssh_host_") for n in os.listdir(f"{root}/etc/ssh")):
             sh("ssh-keygen", "-A", "-f", root)
-        return props
+        with open(f"{root}/etc/ssh/ssh_host_ed25519_key.pub") as f:
+            host_key = " ".join(f.read().split()[:2])  # the node's key, pinned by every connection to it
+        return dict(props, host_key=host_key)
 
     def exists(self, props):
         return _is_mountpoint(f"{props['node_dir']}/root")
@@ -520,8 +517,10 @@ class NodeNetwork(Resource, module="lab", name="NodeNetwork"):
 
 
 class NodeRootfs(Resource, module="lab", name="NodeRootfs"):
+    host_key: pulumi.Output[str]
+
     def __init__(self, name: str, props: dict[str, Any], opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__(NodeRootfsProvider(), name, props, opts)
+        super().__init__(NodeRootfsProvider(), name, dict(props, host_key=None), opts)
 
 
 class Node(Resource, module="lab", name="Node"):

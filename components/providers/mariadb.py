@@ -18,10 +18,10 @@ from typing import Any, Iterator, Optional
 
 import pulumi
 import pymysql
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
 from . import ssh
-from .remote import READ_DIAL_TIMEOUT
+from .remote import READ_DIAL_TIMEOUT, HostStepProvider, _note_trouble, _pinned, trouble
 
 
 class DatabaseError(RuntimeError):
@@ -30,9 +30,9 @@ class DatabaseError(RuntimeError):
 
 @contextlib.contextmanager
 def session(conn: dict, socket_path: str, dial_timeout=None) -> Iterator[pymysql.cursors.Cursor]:
-    client = ssh.connect(conn, dial_timeout)
+    client = ssh.pooled(conn, dial_timeout)  # the host's one connection: the session is a channel on it
+    channel = client.get_transport().open_session()  # type: ignore[union-attr]
     try:
-        channel = client.get_transport().open_session()  # type: ignore[union-attr]
         channel.exec_command(f"exec socat STDIO UNIX-CONNECT:{shlex.quote(socket_path)}")
         db = pymysql.connect(user="root", password="", defer_connect=True, autocommit=True, charset="utf8mb4")
         try:
@@ -44,7 +44,7 @@ def session(conn: dict, socket_path: str, dial_timeout=None) -> Iterator[pymysql
         finally:
             db.close()
     finally:
-        client.close()
+        channel.close()
 
 
 def native_hash(password: str) -> str:
@@ -99,9 +99,19 @@ def _ensure(cur, props: dict) -> None:
             cur.execute(f"GRANT ALL PRIVILEGES ON `{db}`.* TO %s@%s", (props["user"], host))
 
 
-class _DatabaseProvider(ResourceProvider):
-    def _apply(self, props):
+class _DatabaseProvider(HostStepProvider):
+    """Changed in place: accounts of host patterns no longer listed are dropped, databases no longer listed
+    are dropped with their grants (as a destroy would), the rest made idempotently. Another user replaces it."""
+
+    inputs = ("connection", "socket", "databases", "user", "password", "hosts")
+    replace_on = ("connection", "user")
+
+    def _apply(self, props, gone_hosts=(), gone_databases=()):
         with session(props["connection"], props["socket"]) as cur:
+            for host in gone_hosts:
+                cur.execute("DROP USER IF EXISTS %s@%s", (props["user"], host))
+            for db in gone_databases:
+                cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
             _ensure(cur, props)
             outs = facts(cur, props)
         if outs != wanted(props):
@@ -111,21 +121,29 @@ class _DatabaseProvider(ResourceProvider):
     def create(self, props):
         return CreateResult(id_=f"{props['user']}:{','.join(props['databases'])}", outs=self._apply(props))
 
-    def diff(self, _id, olds, news):
-        changed = [k for k in ("databases", "user", "hosts", "password") if olds.get(k) != news.get(k)]
-        changed += [k for k, v in wanted(news).items() if olds.get(k) != v]  # drift found by read
-        replaces = ["user"] if olds.get("user") != news.get("user") else []
-        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
+    def compare(self, olds, news):
+        diff = super().compare(olds, news)
+        if any(olds.get(k) != v for k, v in wanted(news).items()):  # drift found by read
+            return DiffResult(changes=True, replaces=diff.replaces, delete_before_replace=True)
+        return diff
 
-    def update(self, _id, _olds, news):
-        return UpdateResult(outs=self._apply(news))
+    def update(self, _id, olds, news):
+        news = dict(news, connection=_pinned(olds, news))
+        return UpdateResult(outs=self._apply(
+            news, [h for h in olds["hosts"] if h not in news["hosts"]],
+            [d for d in olds["databases"] if d not in news["databases"]]))
 
-    def read(self, id_, props):
+    def read_known(self, id_, props):
+        if trouble(props["connection"]):
+            return ReadResult(id_=id_, outs=props)
         try:
             with session(props["connection"], props["socket"], READ_DIAL_TIMEOUT) as cur:
                 return ReadResult(id_=id_, outs=dict(props, **facts(cur, props)))
-        except ssh.Unreachable:
-            return ReadResult(id_=id_, outs=props)  # the host is down: keep what was recorded
+        except ssh.Unreachable as e:
+            _note_trouble(props["connection"], f"no answer in {READ_DIAL_TIMEOUT}s ({str(e).split(': ', 1)[-1]})")
+        except ssh.HostKeyChanged as e:
+            _note_trouble(props["connection"], str(e).split(": ", 1)[-1])
+        return ReadResult(id_=id_, outs=props)  # not readable now: see HostAccess
 
     def delete(self, _id, props):
         if props["connection"].get("disposable"):

@@ -1,16 +1,24 @@
-"""SSH to a host for the dynamic providers: bounded dial retries, commands with stdin, no secret in errors.
+"""SSH to a host for the dynamic providers: bounded dial retries, pinned host keys, one pooled connection per
+host, commands with stdin, no secret in errors.
 
 A connection is a plain dict (it travels through Pulumi inputs):
-    {"host": "10.0.0.10", "port": 22, "user": "root", "private_key": "<PEM>", "dial_timeout": 120}
-A lab node's connection also says `"disposable": True`: its disk is deleted with it, so undo steps skip it.
+    {"host": "10.0.0.10", "port": 22, "user": "root", "private_key": "<PEM>", "dial_timeout": 120,
+     "name": "controller", "host_key": "ssh-ed25519 AAAA..."}
+`host_key` pins the host's key: a host that offers another one is refused before anything is sent (no
+authentication, no command, no stdin). Without it (a host met for the first time) any key is accepted; the
+Host component records the key it met (components/providers/remote.py, HostAccess) and pins it from then on.
+A lab node's connection may also say `"disposable": True`: its disk is deleted with it, so undo steps skip it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import logging
 import select
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
@@ -29,6 +37,10 @@ class Unreachable(SshError):
     """No SSH session could be opened within the dial budget (as opposed to a refused key)."""
 
 
+class HostKeyChanged(SshError):
+    """The host offered a key other than the pinned one: nothing was sent to it."""
+
+
 @dataclass(frozen=True)
 class Result:
     exit_status: int
@@ -37,7 +49,8 @@ class Result:
 
 
 def describe(conn: Mapping[str, Any]) -> str:
-    return f"{conn.get('user', 'root')}@{conn['host']}:{int(conn.get('port', 22))}"
+    where = f"{conn.get('user', 'root')}@{conn['host']}:{int(conn.get('port', 22))}"
+    return f"{conn['name']} ({where})" if conn.get("name") else where
 
 
 def _load_key(pem: str) -> paramiko.PKey:
@@ -49,42 +62,42 @@ def _load_key(pem: str) -> paramiko.PKey:
     raise SshError("the SSH private key is not an Ed25519, ECDSA or RSA key without a passphrase")
 
 
-def connect(conn: Mapping[str, Any], dial_timeout: Optional[float] = None) -> paramiko.SSHClient:
-    """Connects, retrying refused or timed-out dials with backoff until `dial_timeout` seconds have passed.
+def _public_key(line: str) -> paramiko.PKey:
+    kind, blob = line.split()[:2]
+    return paramiko.PKey.from_type_string(kind, base64.b64decode(blob))
 
-    Authentication failures are not retried: they will not fix themselves.
-    """
-    key = _load_key(conn["private_key"])
-    budget = float(dial_timeout if dial_timeout is not None else conn.get("dial_timeout", 120))
+
+def key_line(key: paramiko.PKey) -> str:
+    """A host key as `known_hosts` and `ssh-keyscan` write it, without the host: "ssh-ed25519 AAAA..."."""
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+def fingerprint(line: str) -> str:
+    """OpenSSH's SHA256 fingerprint of a key line, as `ssh-keygen -l` shows it."""
+    blob = base64.b64decode(line.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def _dial(conn: Mapping[str, Any], budget: float, attempt):
+    """Calls `attempt()` until it returns, retrying dials that fail for network reasons with backoff until
+    `budget` seconds have passed. Key and authentication failures are not retried: they will not fix
+    themselves."""
     deadline = time.monotonic() + budget
     delay, attempts = 0.5, 0
     while True:
         attempts += 1
-        client = paramiko.SSHClient()
-        # Hosts are addressed by their management IP from the stack config; their host keys are not known
-        # in advance (lab nodes make theirs at first boot), so they are accepted on first contact.
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         try:
-            client.connect(
-                conn["host"],
-                port=int(conn.get("port", 22)),
-                username=conn.get("user", "root"),
-                pkey=key,
-                timeout=10,
-                banner_timeout=10,
-                auth_timeout=10,
-                allow_agent=False,
-                look_for_keys=False,
-            )
-            transport = client.get_transport()
-            if transport is not None:
-                transport.set_keepalive(15)
-            return client
+            return attempt()
+        except (HostKeyChanged, SshError):
+            raise
+        except paramiko.BadHostKeyException as e:
+            raise HostKeyChanged(
+                f"{describe(conn)}: offered SSH host key {fingerprint(key_line(e.key))}, not the recorded "
+                f"{fingerprint(key_line(e.expected_key))}: nothing was sent to it. If the host was reinstalled, "
+                "accept its new key (README, 'Host keys')") from None
         except paramiko.AuthenticationException as e:
-            client.close()
             raise SshError(f"{describe(conn)}: authentication failed: {e}") from None
         except (OSError, socket.timeout, paramiko.SSHException, EOFError) as e:
-            client.close()
             left = deadline - time.monotonic()
             if left <= 0:
                 raise Unreachable(
@@ -94,12 +107,53 @@ def connect(conn: Mapping[str, Any], dial_timeout: Optional[float] = None) -> pa
             delay = min(delay * 2, 5.0)
 
 
-def run(
-    client: paramiko.SSHClient,
-    command: str,
-    stdin: Optional[str] = None,
-    timeout: float = 1800,
-) -> Result:
+def connect(conn: Mapping[str, Any], dial_timeout: Optional[float] = None) -> paramiko.SSHClient:
+    """A new, authenticated client; the host's key must be the pinned one when the connection pins one."""
+    key = _load_key(conn["private_key"])
+    budget = float(dial_timeout if dial_timeout is not None else conn.get("dial_timeout", 120))
+    port = int(conn.get("port", 22))
+
+    def attempt() -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        if conn.get("host_key"):
+            name = conn["host"] if port == 22 else f"[{conn['host']}]:{port}"
+            pinned = _public_key(conn["host_key"])
+            client.get_host_keys().add(name, pinned.get_name(), pinned)
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # first contact: see HostAccess
+        try:
+            client.connect(conn["host"], port=port, username=conn.get("user", "root"), pkey=key, timeout=10,
+                           banner_timeout=10, auth_timeout=10, allow_agent=False, look_for_keys=False)
+        except BaseException:
+            client.close()
+            raise
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(15)
+        return client
+
+    return _dial(conn, budget, attempt)
+
+
+def host_key(conn: Mapping[str, Any], dial_timeout: float) -> str:
+    """The key the host offers (the key exchange only: nothing is authenticated or sent)."""
+
+    def attempt() -> str:
+        sock = socket.create_connection((conn["host"], int(conn.get("port", 22))), timeout=10)
+        transport = paramiko.Transport(sock)
+        try:
+            if conn.get("host_key"):  # ask for the pinned key's type, so a changed key shows as changed
+                transport._preferred_keys = [conn["host_key"].split()[0]]  # noqa: SLF001 (paramiko has no API)
+            transport.start_client(timeout=10)
+            return key_line(transport.get_remote_server_key())
+        finally:
+            transport.close()
+
+    return _dial(conn, dial_timeout, attempt)
+
+
+def run(client: paramiko.SSHClient, command: str, stdin: Optional[str] = None, timeout: float = 1800) -> Result:
     """Runs `command` under `sh -e`; `stdin` (often a secret or a config file) is streamed, never echoed."""
     chan = client.get_transport().open_session()  # type: ignore[union-attr]
     chan.settimeout(timeout)
@@ -125,11 +179,50 @@ def run(
     return Result(status, out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace"))
 
 
+# One authenticated connection per host (and key) for the provider process's life, which is one engine run:
+# every step on a host opens a session on it instead of dialing and authenticating again.
+_POOL: dict[tuple, paramiko.SSHClient] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _pool_key(conn: Mapping[str, Any]) -> tuple:
+    return (conn["host"], int(conn.get("port", 22)), conn.get("user", "root"), conn.get("host_key") or "",
+            hashlib.sha256(conn["private_key"].encode()).hexdigest())
+
+
+def pooled(conn: Mapping[str, Any], dial_timeout: Optional[float] = None) -> paramiko.SSHClient:
+    key = _pool_key(conn)
+    with _POOL_LOCK:
+        client = _POOL.get(key)
+        transport = client.get_transport() if client else None
+        if transport is not None and transport.is_active():
+            return client  # type: ignore[return-value]
+        _POOL.pop(key, None)
+    client = connect(conn, dial_timeout)
+    with _POOL_LOCK:
+        kept = _POOL.setdefault(key, client)
+    if kept is not client:  # another thread dialed the same host meanwhile
+        client.close()
+    return kept
+
+
+def forget(conn: Mapping[str, Any]) -> None:
+    with _POOL_LOCK:
+        client = _POOL.pop(_pool_key(conn), None)
+    if client is not None:
+        client.close()
+
+
 def execute(conn: Mapping[str, Any], command: str, stdin: Optional[str] = None, timeout: float = 1800,
             dial_timeout: Optional[float] = None) -> Result:
-    """Connects, runs one command, and closes: the unit every remote step is made of."""
-    client = connect(conn, dial_timeout)
-    try:
-        return run(client, command, stdin=stdin, timeout=timeout)
-    finally:
-        client.close()
+    """Runs one command on the host's pooled connection (made on first use); a connection that died since
+    (a host rebooted) is dialed again once."""
+    for retry in (False, True):
+        client = pooled(conn, dial_timeout)
+        try:
+            return run(client, command, stdin=stdin, timeout=timeout)
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            forget(conn)
+            if retry or isinstance(e, socket.timeout):
+                raise SshError(f"{describe(conn)}: the connection broke: {e or type(e).__name__}") from None
+    raise AssertionError("unreachable")

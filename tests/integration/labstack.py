@@ -26,14 +26,16 @@ HOST_PREP = LAB + ["**::cloud-controller", "**::cloud-compute1", "**-etc-hosts",
 
 
 @contextlib.contextmanager
-def lab_stack(project):
-    """The lab stack for this test's project, destroyed afterwards whatever happened (the machine left clean)."""
+def lab_stack(project, disposable: bool = True):
+    """The lab stack for this test's project, destroyed afterwards whatever happened (the machine left clean).
+    `disposable=False`: nodes that behave like an operator's hosts (every undo runs on destroy)."""
     work, _ = project
     with open(work / "stacks" / "Pulumi.lab.yaml") as f:
         doc = yaml.safe_load(f)
     doc.pop("encryptionsalt", None)
     doc["config"]["openstack-deploy:managementCidr"] = "10.67.0.0/24"
-    doc["config"]["openstack-deploy:lab"] = {"bridge": BRIDGE}
+    doc["config"]["openstack-deploy:lab"] = {"bridge": BRIDGE, **({} if disposable else {"disposable": False})}
+    doc["config"]["openstack-deploy:ssh"] = {"dialTimeout": 30}  # a host that is down fails a run in 30 s
     doc["config"]["openstack-deploy:hosts"] = [
         {"name": "controller", "address": NODES["controller"], "roles": ["controller"]},
         {"name": "compute1", "address": NODES["compute1"], "roles": ["compute"]},

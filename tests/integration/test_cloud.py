@@ -1,9 +1,13 @@
-"""The cloud from bare lab nodes with the real engine, deployed once for this module: Keystone, Glance,
-Placement and Nova on the controller, nova-compute on the compute node. Checked on the controller with the
-admin-openrc and from this machine with the exported clouds.yaml; then a second run changes nothing, a
-dropped grant is found and put back, and one Nova option restarts only Nova's services."""
+"""The cloud from bare lab nodes with the real engine, deployed once for this module on nodes that behave like an
+operator's hosts (`lab.disposable: false`: every undo runs): Keystone, Glance, Placement and Nova on the
+controller, nova-compute on the compute node. Checked on the controller with the admin-openrc and from this
+machine with the exported clouds.yaml; then a second run changes nothing, drift of every kind is previewed
+exactly as `up --refresh` then repairs it (the parity table), a host that does not answer or offers another key
+is named, and one Nova option restarts only Nova's services. The teardown destroys the cloud but not the nodes,
+and checks that the hosts are clean (README, "What destroy leaves"), then destroys the nodes."""
 
 import json
+import subprocess
 
 import openstack.config
 import openstack.connection
@@ -12,7 +16,7 @@ import yaml
 from pulumi import automation as auto
 
 from tests.integration.conftest import make_project
-from tests.integration.labstack import NODES, lab_stack, on, private_key, set_config
+from tests.integration.labstack import NODES, lab_stack, on, plaintext, private_key, set_config
 
 # The install order the preview of a fresh stack must show, as chains of real dependencies (the seeds' order
 # where one step needs another; independent steps, like Nova's db syncs and Keystone's, run side by side).
@@ -28,25 +32,79 @@ CHAINS = [
      "nova-compute-compute1-service", "nova-controller-discover-hosts"],
 ]
 ADMIN = ". /root/admin-openrc && openstack"
+ADDRESSES = {address: node for node, address in NODES.items()}
+
+
+def is_lab(resource) -> bool:
+    """The lab's own resources (the nodes and what makes them) and what holds them: kept by the teardown's first
+    destroy, so the hosts can be looked at after the cloud is gone."""
+    kind = resource["type"]
+    return (kind.startswith(("pulumi-python:dynamic/lab:", "pulumi:providers:", "pulumi:pulumi:Stack"))
+            or kind in ("openstack-deploy:index:Cloud", "openstack-deploy:lab:Lab")
+            or resource["urn"].endswith("::lab-ssh-key"))
+
+
+def host_footprint(state) -> dict:
+    """What the program put on each host, from its state: {node: (files, units, packages)}."""
+    found = {node: (set(), set(), set()) for node in NODES}
+    for r in state:
+        outs = r.get("outputs") or {}
+        conn = plaintext(outs.get("connection")) if outs.get("connection") else None
+        if not isinstance(conn, dict) or conn.get("host") not in ADDRESSES:
+            continue
+        files, units, packages = found[ADDRESSES[conn["host"]]]
+        if r["type"].endswith("/remote:File"):
+            files.add(outs["path"])
+        elif r["type"].endswith("/remote:Packages"):
+            packages.update(outs["packages"])
+        elif r["type"].endswith("/remote:Command"):
+            create = plaintext(outs.get("create")) or ""
+            for marker in ("systemctl enable -q ", "systemctl mask -q "):
+                if marker in create:
+                    units.add(create.split(marker, 1)[1].split()[0].strip("';&"))
+    return found
+
+
+def leftovers_on(node, key, files, units, packages) -> list[str]:
+    """What of the cloud is still on a host after destroy: files it wrote, units running, enabled or masked,
+    packages, service databases, the managed /etc/hosts block."""
+    script = (
+        f"for f in {' '.join(sorted(files))}; do [ -e $f ] && echo file $f; done; "
+        f"for u in {' '.join(sorted(units))}; do s=$(systemctl is-enabled $u 2>/dev/null); "
+        "case $s in enabled|masked|static|alias) echo unit $u $s;; esac; systemctl is-active -q $u && echo running $u; done; "
+        f"dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\n' {' '.join(sorted(packages))} 2>/dev/null "
+        "| awk '$2 == "installed" {print "package " $1}'; "
+        "for d in keystone glance placement nova nova_api nova_cell0; do [ -d /var/lib/mysql/$d ] && echo database $d; done; "
+        "grep -q '^# BEGIN openstack-deploy' /etc/hosts && echo etc-hosts block; "
+        "[ -e /etc/keystone/fernet-keys ] && echo file /etc/keystone/fernet-keys; true"
+    )
+    return on(node, key, script).splitlines()
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory, env):
     """(stack, preview of the fresh stack, result of the first up, lab key)."""
-    with lab_stack(make_project(tmp_path_factory.mktemp("cloud"), env)) as s:
+    with lab_stack(make_project(tmp_path_factory.mktemp("cloud"), env), disposable=False) as s:
         preview = s.preview()
         up = s.up()
-        yield s, preview, up, private_key(s)
-        # The teardown really deletes every Keystone entity (in Keystone, while it still runs) before the nodes.
-        deleted, identity = set(), {r["urn"] for r in s.export_stack().deployment["resources"]
-                                    if r["type"].startswith("openstack:identity/")}
+        key = private_key(s)
+        yield s, preview, up, key
+        # The teardown destroys the cloud and not the nodes, deleting every Keystone entity (in Keystone, while it
+        # still runs), then checks what is left on the hosts; lab_stack then destroys the nodes.
+        state = s.export_stack().deployment["resources"]
+        identity = {r["urn"] for r in state if r["type"].startswith("openstack:identity/")}
+        written = host_footprint(state)
+        deleted = set()
 
         def record(event):
             if event.res_outputs_event and event.res_outputs_event.metadata.op == "delete":
                 deleted.add(event.res_outputs_event.metadata.urn)
 
-        s.destroy(on_event=record)
+        s.destroy(target=[r["urn"] for r in state if not is_lab(r)], on_event=record)
         assert len(identity) == 20 and identity <= deleted, sorted(identity - deleted)
+        assert s.export_stack().deployment.get("pending_operations") in (None, [])
+        for node, (paths, units, packages) in written.items():
+            assert leftovers_on(node, key, paths, units, packages) == [], node
 
 
 def test_the_preview_of_a_fresh_stack_shows_the_seeds_install_order(cloud):
@@ -273,3 +331,120 @@ def test_one_nova_option_previews_and_restarts_only_novas_services(cloud):
     assert restarted == ["nova-api", "nova-api-metadata", "nova-compute", "nova-conductor", "nova-novncproxy",
                          "nova-scheduler"]
     assert "debug = true" in on("compute1", key, "cat /etc/nova/nova.conf")
+
+
+def test_nothing_listens_on_a_wildcard_address_but_sshd(cloud):
+    _, _, _, key = cloud
+    for node in NODES:
+        sockets = on(node, key, "ss -Hlntup").splitlines()
+        wild = [line for line in sockets
+                if line.split()[4].rsplit(":", 1)[0] in ("0.0.0.0", "*", "[::]", "[::]%lo", "::")
+                and 'users:(("sshd"' not in line]
+        assert wild == [], (node, wild)
+
+
+# --------------------------------------------------------------------------------------------------- parity
+# Each row changes the cloud by hand; `preview --refresh` must show exactly the steps `up --refresh` then
+# performs, and the services the preview restarts must be the ones that restart; afterwards nothing is left.
+
+def _edit_each_config(key):
+    on("controller", key, "echo '# edited by hand' >> /etc/glance/glance-api.conf")
+    on("compute1", key, "echo '# edited by hand' >> /etc/libvirt/qemu.conf")
+
+
+def _delete_an_endpoint(key):
+    endpoint = on("controller", key, f"{ADMIN} endpoint list --service placement --interface internal -f value -c ID")
+    on("controller", key, f"{ADMIN} endpoint delete {endpoint}")
+
+
+DRIFT = {
+    "a unit disabled": lambda key: on("controller", key, "systemctl disable -q memcached"),
+    "a config file edited on each host": _edit_each_config,
+    "a service stopped": lambda key: on("controller", key, "systemctl stop nova-scheduler"),
+    "a masked unit unmasked": lambda key: on("compute1", key, "systemctl unmask -q libvirt-guests"),
+    "a database grant revoked": lambda key: on(
+        "controller", key, "mariadb -e \"REVOKE ALL PRIVILEGES ON glance.* FROM 'glance'@'%'\""),
+    "a Keystone endpoint deleted": _delete_an_endpoint,
+    "a package removed": lambda key: on(
+        "controller", key, "DEBIAN_FRONTEND=noninteractive apt-get -q -y remove nova-consoleproxy >/dev/null"),
+}
+ROWS = [*([name] for name in DRIFT), list(DRIFT)]  # each alone, then all at once
+
+
+def steps(record):
+    """An on_event callback that collects (op, resource name) of every step that changes something."""
+    def collect(event):
+        meta = event.resource_pre_event and event.resource_pre_event.metadata
+        if meta and meta.op not in ("same", "read", "refresh") and not meta.type.startswith("pulumi:providers:"):
+            record.add((meta.op, meta.urn.split("::")[-1]))
+    return collect
+
+
+def service_units(s) -> dict[str, tuple[str, str]]:
+    """Every service step's name -> (node, unit), from the state."""
+    found = {}
+    for r in s.export_stack().deployment["resources"]:
+        outs = r.get("outputs") or {}
+        create = plaintext(outs.get("create")) or ""
+        if r["type"].endswith("/remote:Command") and "systemctl enable -q " in create:
+            conn = plaintext(outs["connection"])
+            unit = create.split("systemctl enable -q ", 1)[1].split()[0]
+            found[r["urn"].split("::")[-1]] = (ADDRESSES[conn["host"]], unit)
+    return found
+
+
+def invocation_ids(key, units) -> dict:
+    return {(node, unit): on(node, key, f"systemctl show -p InvocationID --value {unit}") for node, unit in units}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: " + ".join(r) if len(r) > 1 else r[0])
+def test_preview_refresh_shows_exactly_what_up_refresh_does(cloud, row):
+    s, _, _, key = cloud
+    units = service_units(s)
+    for name in row:
+        DRIFT[name](key)
+    previewed, performed = set(), set()
+    preview = s.preview(refresh=True, on_event=steps(previewed))
+    assert previewed, f"{row}: the preview shows no change ({preview.change_summary})"
+    before = invocation_ids(key, set(units.values()))
+    s.up(refresh=True, on_event=steps(performed))
+    after = invocation_ids(key, set(units.values()))
+    assert performed == previewed, (sorted(previewed - performed), sorted(performed - previewed))
+    restarts = {units[name] for op, name in previewed if name in units}
+    assert {u for u in before if before[u] != after[u]} == restarts
+    s.preview(refresh=True, expect_no_changes=True)
+
+
+def test_a_host_that_does_not_answer_is_named_and_up_fails_naming_it(cloud):
+    s, _, _, key = cloud
+    netns = "osd-labtest-compute1"
+    subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "down"], check=True)
+    try:
+        previewed = set()
+        preview = s.preview(refresh=True, diff=True, on_event=steps(previewed))
+        assert previewed == {("update", "cloud-compute1-ssh")}, previewed  # one line for the host, with why
+        assert "no answer in 10s" in preview.stdout and "were not read" in preview.stdout
+        with pytest.raises(auto.CommandError) as failed:
+            s.up(refresh=True)
+        assert f"compute1 (root@{NODES['compute1']}:22): cannot connect" in str(failed.value)
+    finally:
+        subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "up"], check=True)
+    s.up(refresh=True)
+    s.preview(refresh=True, expect_no_changes=True)
+
+
+def test_a_changed_host_key_stops_the_run_before_anything_is_sent(cloud):
+    s, _, _, key = cloud
+    on("compute1", key, "rm -f /etc/ssh/ssh_host_* && ssh-keygen -q -A && systemctl restart ssh")
+    scan = subprocess.run(["ssh-keyscan", "-t", "ed25519", NODES["compute1"]], capture_output=True, text=True,
+                          check=True)
+    offered = scan.stdout.split(None, 1)[1].strip()  # what the operator checks out of band, then pins
+    with pytest.raises(auto.CommandError) as failed:
+        s.up(refresh=True)
+    message = str(failed.value)
+    assert f"compute1 (root@{NODES['compute1']}:22): offers SSH host key" in message and "hostKey" in message
+    hosts = [dict(h, hostKey=offered) if h["name"] == "compute1" else h
+             for h in json.loads(s.get_config("openstack-deploy:hosts").value)]
+    set_config(s, "openstack-deploy:hosts", hosts)  # the operator accepts the new key
+    s.up(refresh=True)
+    s.preview(refresh=True, expect_no_changes=True)
