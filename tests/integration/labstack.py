@@ -18,11 +18,13 @@ from tests.integration.conftest import stack
 STACK = "labtest"  # its own stack, bridge and subnet, so a developer's running lab is left alone
 BRIDGE = "osdtest0"
 NODES = {"controller": "10.67.0.10", "compute1": "10.67.0.11"}
-# `target` globs: the lab itself and what every host gets before any package (passwords, nodes, /etc/hosts
+# `target` globs: the lab itself and what every host gets before any package (passwords, nodes, SSH access,
+# OS release check, /etc/hosts
 # block, name check). Tests of the lab's own life cycle and of the building blocks target these only; the
 # services have their own tests (test_cloud.py).
 LAB = ["**lab-**", "**::lab", "**::cloud", "**cloud-passwords**"]
-HOST_PREP = LAB + ["**::cloud-controller", "**::cloud-compute1", "**-etc-hosts", "**-name-check"]
+HOST_PREP = LAB + ["**::cloud-controller", "**::cloud-compute1", "**-ssh", "**-os-release", "**-etc-hosts",
+                   "**-name-check"]
 
 
 @contextlib.contextmanager

@@ -73,7 +73,7 @@ def leftovers_on(node, key, files, units, packages) -> list[str]:
         f"for u in {' '.join(sorted(units))}; do s=$(systemctl is-enabled $u 2>/dev/null); "
         "case $s in enabled|masked|static|alias) echo unit $u $s;; esac; systemctl is-active -q $u && echo running $u; done; "
         f"dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\n' {' '.join(sorted(packages))} 2>/dev/null "
-        "| awk '$2 == "installed" {print "package " $1}'; "
+        "| awk '$2 == \"installed\" {print \"package \" $1}'; "
         "for d in keystone glance placement nova nova_api nova_cell0; do [ -d /var/lib/mysql/$d ] && echo database $d; done; "
         "grep -q '^# BEGIN openstack-deploy' /etc/hosts && echo etc-hosts block; "
         "[ -e /etc/keystone/fernet-keys ] && echo file /etc/keystone/fernet-keys; true"

@@ -10,16 +10,18 @@ def test_remote_file_and_command_read_the_host_and_undo(lab):  # noqa: F811
 
     files = remote._FileProvider()
     want = {"connection": conn, "path": "/etc/osd-test/a.conf", "content": "[x]\ny = 1\n",
-            "mode": "0640", "owner": "root", "group": "root", "sha256": None}
+            "mode": "0640", "owner": "root", "group": "root"}
     made = files.create(want)
+    assert made.outs["version"] == 1
     assert not files.diff(made.id, files.read(made.id, made.outs).outs, want).changes
-    remote._run(conn, "echo edited-by-hand >> /etc/osd-test/a.conf; chmod 0644 /etc/osd-test/a.conf", None, "edit")
+    remote.run_on(conn, "echo edited-by-hand >> /etc/osd-test/a.conf; chmod 0644 /etc/osd-test/a.conf", None, "edit")
     drift = files.read(made.id, made.outs).outs
-    assert drift["mode"] == "0644" and files.diff(made.id, drift, want).changes  # a hand edit is drift
-    files.update(made.id, drift, want)
-    assert not files.diff(made.id, files.read(made.id, made.outs).outs, want).changes  # and is repaired
+    assert drift["mode"] == "0644" and drift["content"].endswith("edited-by-hand\n")  # what the host has
+    assert files.diff(made.id, drift, want).changes  # a hand edit is drift
+    assert files.update(made.id, drift, want).outs["version"] == 2  # and is repaired, counted as a write
+    assert not files.diff(made.id, files.read(made.id, made.outs).outs, want).changes
     files.delete(made.id, want)
-    assert files.read(made.id, made.outs).id is None
+    assert files.read(made.id, made.outs).outs["content"] is None  # gone: the next up writes it again
 
     commands = remote._CommandProvider()
     step = {"connection": conn, "create": "mkdir -p /srv/x && cat > /srv/x/secret", "delete": "rm -rf /srv/x",
@@ -27,14 +29,14 @@ def test_remote_file_and_command_read_the_host_and_undo(lab):  # noqa: F811
     done = commands.create(step)
     assert done.outs["stdout"] is None  # nothing of the command's output is kept unless asked
     assert commands.read(done.id, done.outs).id == done.id
-    remote._run(conn, "rm -rf /srv/x", None, "undo by hand")
+    remote.run_on(conn, "rm -rf /srv/x", None, "undo by hand")
     assert commands.read(done.id, done.outs).id is None  # the fact is gone: up runs the step again
     commands.create(step)
     commands.delete(done.id, step)
     assert commands.read(done.id, done.outs).id is None
 
     try:
-        remote._run(conn, "echo boom >&2; exit 4", None, "a failing step")
+        remote.run_on(conn, "echo boom >&2; exit 4", None, "a failing step")
     except remote.RemoteError as e:
         assert str(e) == f"root@{NODES['controller']}:22: a failing step failed (exit 4): boom"
     else:
