@@ -124,13 +124,13 @@ class Host(pulumi.ComponentResource):
         self.spec = args.spec
         self.address = args.spec.address
         child = pulumi.ResourceOptions(parent=self)
-        access = HostAccess(f"{name}-ssh", args.connection, opts=child)
-        self.access = access
+        named = pulumi.Output.secret(pulumi.Output.from_input(args.connection).apply(
+            lambda c: dict(c, name=args.spec.name)))  # errors name the host
+        access = HostAccess(f"{name}-ssh", named, opts=child)
         # Every later step pins the key HostAccess verified: the connection's own (known in every preview), or
         # the one it met first and recorded.
-        pinned = once_done(pulumi.Output.from_input(args.connection).apply(
-            lambda c: dict(c, name=args.spec.name) if c.get("host_key")
-            else access.host_key.apply(lambda key: dict(c, name=args.spec.name, host_key=key))), access)
+        pinned = once_done(named.apply(
+            lambda c: c if c.get("host_key") else access.host_key.apply(lambda key: dict(c, host_key=key))), access)
         release = RemoteCommand(
             f"{name}-os-release", connection=pinned, create=os_release_check(args.os_release),
             update=os_release_check(args.os_release), check=os_release_check(args.os_release), opts=child)

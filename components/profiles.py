@@ -56,6 +56,10 @@ class Profile:
 # Debian's own way to keep maintainer scripts from starting services before they are configured
 # (lab notes: unconfigured OpenStack services crash-loop and starve a small machine).
 _NO_STARTS = "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d"
+_APT = "apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+# A run cut short (this program's or an operator's) may have left dpkg half-done: finish it, and let apt mend what it
+# left (with no package named: apt refuses to install or remove anything else while dependencies are broken).
+_MEND = f"dpkg --configure -a && {_APT} --no-install-recommends --fix-broken install"
 
 DEBIAN = Profile(
     name="debian",
@@ -64,16 +68,15 @@ DEBIAN = Profile(
     install_command=(
         f"{_NO_STARTS} && trap 'rm -f /usr/sbin/policy-rc.d' EXIT && "
         "export DEBIAN_FRONTEND=noninteractive && "
-        "(apt-get -q update || apt-get -q update) && "
-        "apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef "
+        f"(apt-get -q update || apt-get -q update) && {_MEND} && "
         # Without recommends: they bring the compute hosts a kernel image (guestmount -> supermin) and every
         # QEMU architecture (libvirt -> qemu-system), neither of which Nova uses.
-        "-o Dpkg::Options::=--force-confold --no-install-recommends install"
+        f"{_APT} --no-install-recommends install"
     ),
     # policy-rc.d also denied the maintainer scripts' `invoke-rc.d dbus reload`: without it D-Bus ignores the
     # bus policies the new packages brought, and polkit (which libvirt asks) cannot take its bus name.
     after_install="systemctl try-reload-or-restart dbus",
-    remove_command="DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600 purge --autoremove",
+    remove_command=f"export DEBIAN_FRONTEND=noninteractive && {_MEND} && {_APT} purge",
     installed_query="dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\\n' {packages} 2>/dev/null || true",
     packages={
         "mariadb": ("mariadb-server", "python3-pymysql", "socat"),

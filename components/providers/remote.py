@@ -74,8 +74,8 @@ def read_on(conn: dict, command: str, stdin: Optional[str] = None, timeout: floa
 
 def run_on(conn: dict, script: str, stdin: Optional[str], what: str, timeout: float = 1800) -> ssh.Result:
     result = ssh.execute(conn, f"sh -ec {shlex.quote(script)}", stdin=stdin, timeout=timeout)
-    if result.exit_status != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+    if result.exit_status != 0:  # what went wrong: the output's end (tools such as dpkg say why on stdout)
+        tail = "\n".join((result.stdout.strip().splitlines()[-8:] + result.stderr.strip().splitlines())[-15:])
         raise RemoteError(f"{ssh.describe(conn)}: {what} failed (exit {result.exit_status}): {tail}")
     return result
 
@@ -163,9 +163,7 @@ class _AccessProvider(HostStepProvider):
 
     def update(self, _id, olds, news):
         conn = dict(news["connection"])
-        conn.setdefault("host_key", None)
-        conn["host_key"] = conn["host_key"] or olds.get("host_key")  # first use's key, kept until re-pinned
-        conn.setdefault("name", olds["connection"].get("name"))
+        conn["host_key"] = conn.get("host_key") or olds.get("host_key")  # first use's key, kept until re-pinned
         return UpdateResult(outs=dict(news, host_key=self._verify(conn), answer="answers"))
 
     def read_known(self, id_, props):

@@ -169,7 +169,9 @@ def run(client: paramiko.SSHClient, command: str, stdin: Optional[str] = None, t
             out.write(chan.recv(65536))
         while chan.recv_stderr_ready():
             err.write(chan.recv_stderr(65536))
-        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+        # Done when the command has exited AND the host has sent all its output: sshd may send the exit status
+        # before the last of the output, so the end of the output (EOF) is what ends the read, not the status.
+        if chan.exit_status_ready() and (chan.eof_received or chan.closed) and not chan.recv_ready() and not chan.recv_stderr_ready():
             break
         if time.monotonic() > deadline:
             chan.close()

@@ -39,7 +39,7 @@ def is_lab(resource) -> bool:
     """The lab's own resources (the nodes and what makes them) and what holds them: kept by the teardown's first
     destroy, so the hosts can be looked at after the cloud is gone."""
     kind = resource["type"]
-    return (kind.startswith(("pulumi-python:dynamic/lab:", "pulumi:providers:", "pulumi:pulumi:Stack"))
+    return (kind.startswith(("pulumi-python:dynamic/lab:", "pulumi:providers:pulumi-python", "pulumi:pulumi:Stack"))
             or kind in ("openstack-deploy:index:Cloud", "openstack-deploy:lab:Lab")
             or resource["urn"].endswith("::lab-ssh-key"))
 
@@ -347,28 +347,68 @@ def test_nothing_listens_on_a_wildcard_address_but_sshd(cloud):
 # Each row changes the cloud by hand; `preview --refresh` must show exactly the steps `up --refresh` then
 # performs, and the services the preview restarts must be the ones that restart; afterwards nothing is left.
 
-def _edit_each_config(key):
+def _edit_each_config(s, key):
     on("controller", key, "echo '# edited by hand' >> /etc/glance/glance-api.conf")
     on("compute1", key, "echo '# edited by hand' >> /etc/libvirt/qemu.conf")
 
 
-def _delete_an_endpoint(key):
+def _delete_an_endpoint(s, key):
     endpoint = on("controller", key, f"{ADMIN} endpoint list --service placement --interface internal -f value -c ID")
     on("controller", key, f"{ADMIN} endpoint delete {endpoint}")
 
 
-DRIFT = {
-    "a unit disabled": lambda key: on("controller", key, "systemctl disable -q memcached"),
+def _kill_a_node(s, key):
+    """The compute node's container killed (its disk stays): up --refresh boots it again."""
+    init = subprocess.run(["ip", "netns", "pids", "osd-labtest-compute1"], capture_output=True, text=True).stdout.split()
+    subprocess.run(["kill", "-9", *init], check=False)
+
+
+def _service_override(s, key):
+    set_config(s, "openstack-deploy:overrides", {"glance": {"DEFAULT": {"debug": True}}})
+
+
+def _host_override(s, key):
+    hosts = json.loads(s.get_config("openstack-deploy:hosts").value)
+    hosts = [dict(h, overrides={"nova": {"DEFAULT": {"debug": True}}}) if h["name"] == "compute1" else h for h in hosts]
+    set_config(s, "openstack-deploy:hosts", hosts)
+
+
+def _add_a_compute_host(s, key):
+    hosts = json.loads(s.get_config("openstack-deploy:hosts").value)
+    set_config(s, "openstack-deploy:hosts", hosts + [{"name": "compute2", "address": "10.67.0.12", "roles": ["compute"]}])
+
+
+def _remove_the_added_host(s, key):
+    hosts = json.loads(s.get_config("openstack-deploy:hosts").value)
+    set_config(s, "openstack-deploy:hosts", [h for h in hosts if h["name"] != "compute2"])
+
+
+def _rotate_a_password(s, key):
+    s.set_config("openstack-deploy:passwords.placement_user", auto.ConfigValue(value="rotated-4Xq9bLw2", secret=True),
+                 path=True)
+
+
+DRIFT = {  # each kind of change made by hand or by the operator
+    "a unit disabled": lambda s, key: on("controller", key, "systemctl disable -q memcached"),
     "a config file edited on each host": _edit_each_config,
-    "a service stopped": lambda key: on("controller", key, "systemctl stop nova-scheduler"),
-    "a masked unit unmasked": lambda key: on("compute1", key, "systemctl unmask -q libvirt-guests"),
-    "a database grant revoked": lambda key: on(
+    "a service stopped": lambda s, key: on("controller", key, "systemctl stop nova-scheduler"),
+    "a masked unit unmasked": lambda s, key: on("compute1", key, "systemctl unmask -q libvirt-guests"),
+    "a database grant revoked": lambda s, key: on(
         "controller", key, "mariadb -e \"REVOKE ALL PRIVILEGES ON glance.* FROM 'glance'@'%'\""),
     "a Keystone endpoint deleted": _delete_an_endpoint,
-    "a package removed": lambda key: on(
+    "a package removed": lambda s, key: on(
         "controller", key, "DEBIAN_FRONTEND=noninteractive apt-get -q -y remove nova-consoleproxy >/dev/null"),
 }
-ROWS = [*([name] for name in DRIFT), list(DRIFT)]  # each alone, then all at once
+CHANGES = {
+    "a node's container killed": _kill_a_node,
+    "a per-service override changed": _service_override,
+    "a per-host override changed": _host_override,
+    "a service password rotated": _rotate_a_password,
+    "a new compute host": _add_a_compute_host,
+    "a removed compute host": _remove_the_added_host,
+}
+REBOOTED = {"a node's container killed": "compute1"}  # every unit of that node starts anew
+ROWS = [*([name] for name in DRIFT), list(DRIFT), *([name] for name in CHANGES)]  # drift alone, all at once, changes
 
 
 def steps(record):
@@ -381,15 +421,17 @@ def steps(record):
 
 
 def service_units(s) -> dict[str, tuple[str, str]]:
-    """Every service step's name -> (node, unit), from the state."""
+    """Every service step's name -> (node, unit), from the state; a step that only reloads its unit (a second
+    site on Apache) does not restart it, and is left out."""
     found = {}
     for r in s.export_stack().deployment["resources"]:
         outs = r.get("outputs") or {}
         create = plaintext(outs.get("create")) or ""
-        if r["type"].endswith("/remote:Command") and "systemctl enable -q " in create:
+        if r["type"].endswith("/remote:Command") and "systemctl enable -q " in create and "reload-or-" not in create:
             conn = plaintext(outs["connection"])
             unit = create.split("systemctl enable -q ", 1)[1].split()[0]
-            found[r["urn"].split("::")[-1]] = (ADDRESSES[conn["host"]], unit)
+            if conn["host"] in ADDRESSES:  # (a host added by a row is not watched)
+                found[r["urn"].split("::")[-1]] = (ADDRESSES[conn["host"]], unit)
     return found
 
 
@@ -402,16 +444,18 @@ def test_preview_refresh_shows_exactly_what_up_refresh_does(cloud, row):
     s, _, _, key = cloud
     units = service_units(s)
     for name in row:
-        DRIFT[name](key)
+        {**DRIFT, **CHANGES}[name](s, key)
     previewed, performed = set(), set()
     preview = s.preview(refresh=True, on_event=steps(previewed))
     assert previewed, f"{row}: the preview shows no change ({preview.change_summary})"
-    before = invocation_ids(key, set(units.values()))
+    rebooted = {REBOOTED[name] for name in row if name in REBOOTED}  # every unit there starts anew
+    watched = {u for u in units.values() if u[0] not in rebooted}
+    before = invocation_ids(key, watched)
     s.up(refresh=True, on_event=steps(performed))
-    after = invocation_ids(key, set(units.values()))
+    after = invocation_ids(key, watched)
     assert performed == previewed, (sorted(previewed - performed), sorted(performed - previewed))
-    restarts = {units[name] for op, name in previewed if name in units}
-    assert {u for u in before if before[u] != after[u]} == restarts
+    restarts = {units[name] for op, name in previewed if name in units} & watched
+    assert {u for u in watched if before[u] != after[u]} == restarts
     s.preview(refresh=True, expect_no_changes=True)
 
 
@@ -447,4 +491,64 @@ def test_a_changed_host_key_stops_the_run_before_anything_is_sent(cloud):
              for h in json.loads(s.get_config("openstack-deploy:hosts").value)]
     set_config(s, "openstack-deploy:hosts", hosts)  # the operator accepts the new key
     s.up(refresh=True)
+    s.preview(refresh=True, expect_no_changes=True)
+
+
+# The next release of this program, as a set of edits to its source: one change of every kind of step.
+NEXT_RELEASE = {
+    "components/profiles.py": [  # a package set: one more package on compute hosts
+        ('"nova_compute": ("nova-compute", "nova-compute-kvm", "curl"),',
+         '"nova_compute": ("nova-compute", "nova-compute-kvm", "curl", "jq"),')],
+    "components/keystone.py": [  # a file moves; a one-off step (key setup) has a new command
+        ('"/root/admin-openrc", self.admin_openrc', '"/root/admin-openrc.sh", self.admin_openrc'),
+        ('create=f"keystone-manage fernet_setup {keys} && keystone-manage credential_setup {keys}"',
+         'create=f"keystone-manage fernet_setup {keys}; keystone-manage credential_setup {keys}"')],
+    "components/memcached.py": [  # a service: a new command (it waits for its port now)
+        ('profile.service("memcached"), self)',
+         'profile.service("memcached"), self, ready=f"timeout 30 sh -c \'until ss -Hltn | grep -q {host.address}:11211; '
+         'do sleep 1; done\'")')],
+    "components/blocks/steps.py": [  # a masked unit: a new command (as libvirt-guests went from disabled to masked)
+        ('create=f"systemctl disable -q --now {u} 2>/dev/null || true; systemctl mask -q {u}"',
+         'create=f"systemctl stop {u} 2>/dev/null || true; systemctl disable -q {u} 2>/dev/null || true; '
+         'systemctl mask -q {u}"')],
+    "components/glance.py": [  # a Keystone entity: another description
+        ('"OpenStack Image", PORT', '"OpenStack Image service", PORT')],
+    "components/providers/mariadb.py": [  # a database grant: no more 'localhost' accounts
+        ('hosts: tuple[str, ...] = ("localhost", "%")', 'hosts: tuple[str, ...] = ("%",)')],
+}
+
+
+def test_the_next_release_changes_every_kind_of_step_in_place_or_delete_first(cloud):
+    s, _, _, key = cloud
+    work = s.workspace.work_dir
+    for path, edits in NEXT_RELEASE.items():
+        with open(f"{work}/{path}") as f:
+            text = f.read()
+        for old, new in edits:
+            assert old in text, (path, old)  # the release's code moved: update this table
+            text = text.replace(old, new)
+        with open(f"{work}/{path}", "w") as f:
+            f.write(text)
+    performed = set()
+    s.up(on_event=steps(performed))
+    assert ("delete", "cloud-compute1-packages") not in performed  # changed in place: nothing purged
+    assert s.export_stack().deployment.get("pending_operations") in (None, [])
+
+    assert on("compute1", key, "dpkg-query -W -f='${db:Status-Status}' jq") == "installed"
+    on("compute1", key, "systemctl is-active -q nova-compute libvirtd")
+    on("controller", key, "test ! -e /root/admin-openrc && test -s /root/admin-openrc.sh")
+    on("controller", key, "systemctl is-active -q memcached")
+    for node, unit in (("compute1", "libvirt-guests"), ("controller", "keystone"), ("controller", "placement-api")):
+        assert on(node, key, f"systemctl is-enabled {unit} || true") == "masked", (node, unit)
+    on("controller", key, "test -s /etc/keystone/fernet-keys/0 && test -s /etc/keystone/credential-keys/0")
+    assert on("controller", key, ". /root/admin-openrc.sh && openstack token issue -f value -c id")
+    assert on("controller", key, ". /root/admin-openrc.sh && openstack service show image -f value -c description") \
+        == "OpenStack Image service"
+    assert on("controller", key, "mariadb -N -e \"SELECT COUNT(*) FROM mysql.user WHERE Host = 'localhost' AND User "
+                                 "IN ('keystone', 'glance', 'placement', 'nova')\"") == "0"
+    assert "image" in on("controller", key, ". /root/admin-openrc.sh && openstack catalog list -f value -c Type")
+    on("controller", key, ". /root/admin-openrc.sh && openstack image list >/dev/null")  # Glance reads its database
+
+    again = s.up()
+    assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
     s.preview(refresh=True, expect_no_changes=True)
