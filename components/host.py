@@ -162,9 +162,10 @@ class Host(pulumi.ComponentResource):
 
     def install(self, profile: Profile, packages: Sequence[str], after: Sequence[RemoteCommand]) -> None:
         """Installs the distribution packages of every service the host runs, in one go, once every host's name
-        check in `after` (all of the cloud's) has passed: a wrong mapping anywhere stops all installs."""
+        check in `after` (all of the cloud's) has passed: a wrong mapping anywhere stops all installs. (Order only:
+        nothing of another host flows here, so a host being added leaves this one's preview as it is.)"""
         if not packages:
             return
-        step = package_set(f"{self._name}-packages", once_done(self._pinned, *after), profile, packages,
-                           opts=pulumi.ResourceOptions(parent=self))
+        step = package_set(f"{self._name}-packages", once_done(self._pinned, self.name_check), profile, packages,
+                           opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)))
         self.connection = once_done(self.connection, step)
