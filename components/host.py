@@ -116,7 +116,7 @@ class Host(pulumi.ComponentResource):
     resolves the cloud's names correctly and has what it needs."""
 
     connection: pulumi.Output[dict]
-    names_checked: pulumi.Output[str]  # resolves once this host resolves every name correctly
+    name_check: RemoteCommand  # done once this host resolves every name correctly
 
     def __init__(self, name: str, args: HostArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:infra:Host", name, None, opts)
@@ -131,9 +131,9 @@ class Host(pulumi.ComponentResource):
         # the one it met first and recorded.
         pinned = once_done(named.apply(
             lambda c: c if c.get("host_key") else access.host_key.apply(lambda key: dict(c, host_key=key))), access)
-        release = RemoteCommand(
-            f"{name}-os-release", connection=pinned, create=os_release_check(args.os_release),
-            update=os_release_check(args.os_release), check=os_release_check(args.os_release), opts=child)
+        runs = os_release_check(args.os_release)
+        release = RemoteCommand(f"{name}-os-release", connection=pinned, create=runs, update=runs, check=runs,
+                                opts=child)
         block = hosts_block(args.names)
         etc_hosts = RemoteCommand(
             f"{name}-etc-hosts",

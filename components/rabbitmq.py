@@ -42,10 +42,9 @@ class RabbitMQ(pulumi.ComponentResource):
                                 render.render("rabbitmq", "epmd-socket.conf", profile.name, listen_address=host.address),
                                 opts=child)
         sockets = f"{profile.service('epmd')} {profile.service('epmd_socket')}"
+        rebind = f"systemctl daemon-reload && systemctl stop {sockets} && systemctl start {profile.service('epmd_socket')}"
         epmd = RemoteCommand(
-            f"{prefix}-epmd", connection=conn,
-            create=f"systemctl daemon-reload && systemctl stop {sockets} && systemctl start {profile.service('epmd_socket')}",
-            update=f"systemctl daemon-reload && systemctl stop {sockets} && systemctl start {profile.service('epmd_socket')}",
+            f"{prefix}-epmd", connection=conn, create=rebind, update=rebind,
             delete=f"systemctl daemon-reload && systemctl stop {sockets} || true",
             triggers=restarted_on(epmd_file),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[epmd_file]))

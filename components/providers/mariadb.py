@@ -21,7 +21,7 @@ import pymysql
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
 from . import ssh
-from .remote import READ_DIAL_TIMEOUT, HostStepProvider, _note_trouble, _pinned, trouble
+from .remote import READ_DIAL_TIMEOUT, HostStepProvider, _pinned, when_readable
 
 
 class DatabaseError(RuntimeError):
@@ -89,6 +89,13 @@ def facts(cur, props: dict) -> dict[str, Any]:
     }
 
 
+def _drop(cur, user: str, hosts, databases) -> None:
+    for host in hosts:
+        cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+    for db in databases:
+        cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+
+
 def _ensure(cur, props: dict) -> None:
     for db in props["databases"]:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS `{db}`")
@@ -108,10 +115,7 @@ class _DatabaseProvider(HostStepProvider):
 
     def _apply(self, props, gone_hosts=(), gone_databases=()):
         with session(props["connection"], props["socket"]) as cur:
-            for host in gone_hosts:
-                cur.execute("DROP USER IF EXISTS %s@%s", (props["user"], host))
-            for db in gone_databases:
-                cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+            _drop(cur, props["user"], gone_hosts, gone_databases)
             _ensure(cur, props)
             outs = facts(cur, props)
         if outs != wanted(props):
@@ -134,25 +138,18 @@ class _DatabaseProvider(HostStepProvider):
             [d for d in olds["databases"] if d not in news["databases"]]))
 
     def read_known(self, id_, props):
-        if trouble(props["connection"]):
-            return ReadResult(id_=id_, outs=props)
-        try:
+        def read() -> dict:
             with session(props["connection"], props["socket"], READ_DIAL_TIMEOUT) as cur:
-                return ReadResult(id_=id_, outs=dict(props, **facts(cur, props)))
-        except ssh.Unreachable as e:
-            _note_trouble(props["connection"], f"no answer in {READ_DIAL_TIMEOUT}s ({str(e).split(': ', 1)[-1]})")
-        except ssh.HostKeyChanged as e:
-            _note_trouble(props["connection"], str(e).split(": ", 1)[-1])
-        return ReadResult(id_=id_, outs=props)  # not readable now: see HostAccess
+                return facts(cur, props)
+
+        found = when_readable(props["connection"], read)
+        return ReadResult(id_=id_, outs=props if found is None else dict(props, **found))  # None: see HostAccess
 
     def delete(self, _id, props):
         if props["connection"].get("disposable"):
             return
         with session(props["connection"], props["socket"]) as cur:
-            for host in props["hosts"]:
-                cur.execute("DROP USER IF EXISTS %s@%s", (props["user"], host))
-            for db in props["databases"]:
-                cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+            _drop(cur, props["user"], props["hosts"], props["databases"])
 
 
 class Database(Resource, module="mariadb", name="Database"):

@@ -22,13 +22,16 @@ import hashlib
 import shlex
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
 from . import ssh
 from .base import Provider
+
+
+T = TypeVar("T")
 
 
 class RemoteError(RuntimeError):
@@ -59,17 +62,24 @@ def _note_trouble(conn: dict, why: str) -> None:
         _TROUBLE[_where(conn)] = (time.monotonic(), why)
 
 
-def read_on(conn: dict, command: str, stdin: Optional[str] = None, timeout: float = 120) -> Optional[ssh.Result]:
-    """Runs a read-only command for a refresh; None when the host cannot be read (the reason is noted)."""
+def when_readable(conn: dict, read: Callable[[], T]) -> Optional[T]:
+    """`read()` for a refresh, unless the host cannot be read in this run: None then, with the reason noted (it
+    did not answer within READ_DIAL_TIMEOUT, or it offers another key: nothing is sent to it)."""
     if trouble(conn):
         return None
     try:
-        return ssh.execute(conn, command, stdin=stdin, timeout=timeout, dial_timeout=READ_DIAL_TIMEOUT)
+        return read()
     except ssh.Unreachable as e:
         _note_trouble(conn, f"no answer in {READ_DIAL_TIMEOUT}s ({str(e).split(': ', 1)[-1]})")
     except ssh.HostKeyChanged as e:
         _note_trouble(conn, str(e).split(": ", 1)[-1])
     return None
+
+
+def read_on(conn: dict, command: str, stdin: Optional[str] = None, timeout: float = 120) -> Optional[ssh.Result]:
+    """Runs a read-only command for a refresh; None when the host cannot be read (when_readable)."""
+    return when_readable(conn, lambda: ssh.execute(conn, command, stdin=stdin, timeout=timeout,
+                                                   dial_timeout=READ_DIAL_TIMEOUT))
 
 
 def run_on(conn: dict, script: str, stdin: Optional[str], what: str, timeout: float = 1800) -> ssh.Result:
@@ -141,11 +151,6 @@ class _AccessProvider(HostStepProvider):
 
     def _verify(self, conn: dict) -> str:
         offered = ssh.host_key(conn, float(conn.get("dial_timeout", 120)))
-        if conn.get("host_key") and offered.split()[:2] != conn["host_key"].split()[:2]:
-            raise ssh.HostKeyChanged(
-                f"{ssh.describe(conn)}: offers SSH host key {ssh.fingerprint(offered)}, not the pinned "
-                f"{ssh.fingerprint(conn['host_key'])}: nothing was sent to it. If the host was reinstalled, pin "
-                f"its new key: set hostKey: \"{offered}\" on this host in the stack config (README, 'Host keys')")
         pinned = dict(conn, host_key=offered)
         ssh.execute(pinned, "true", timeout=60)  # the login works with the pinned key
         return offered
@@ -168,18 +173,8 @@ class _AccessProvider(HostStepProvider):
 
     def read_known(self, id_, props):
         conn = dict(props["connection"], host_key=props.get("host_key") or props["connection"].get("host_key"))
-        why = trouble(conn)
-        if why is None:
-            try:
-                offered = ssh.host_key(conn, READ_DIAL_TIMEOUT)
-                if conn.get("host_key") and offered.split()[:2] != conn["host_key"].split()[:2]:
-                    why = (f"offers SSH host key {ssh.fingerprint(offered)}, not the pinned "
-                           f"{ssh.fingerprint(conn['host_key'])}: nothing was read or sent")
-            except ssh.Unreachable as e:
-                why = f"no answer in {READ_DIAL_TIMEOUT}s ({str(e).split(': ', 1)[-1]})"
-            if why:
-                _note_trouble(conn, why)
-        answer = "answers" if why is None else f"{why}; this host's steps were not read and show as last recorded"
+        answers = when_readable(conn, lambda: ssh.host_key(conn, READ_DIAL_TIMEOUT)) is not None
+        answer = "answers" if answers else f"{trouble(conn)}; this host's steps were not read and show as last recorded"
         return ReadResult(id_=id_, outs=dict(props, answer=answer))
 
     def delete(self, _id, _props):
@@ -349,6 +344,10 @@ class RemoteFile(Resource, module="remote", name="File"):
 # ---------------------------------------------------------------------------------------------- packages
 
 
+def _names(packages) -> str:
+    return " ".join(shlex.quote(p) for p in packages)
+
+
 class _PackagesProvider(HostStepProvider):
     """`installed`: which of the packages the host has. A package removed by hand is drift, put back in place;
     one dropped from the set is removed by the update."""
@@ -357,8 +356,7 @@ class _PackagesProvider(HostStepProvider):
     changes_in_place = ("packages", "install")
 
     def _installed(self, props) -> Optional[list[str]]:
-        names = " ".join(shlex.quote(p) for p in props["packages"])
-        result = read_on(props["connection"], props["query"].format(packages=names))
+        result = read_on(props["connection"], props["query"].format(packages=_names(props["packages"])))
         if result is None:
             return None
         return sorted({line.split()[0] for line in result.stdout.splitlines() if line.split()[1:] == ["installed"]}
@@ -366,10 +364,9 @@ class _PackagesProvider(HostStepProvider):
 
     def _install(self, props, gone=()):
         if gone:
-            run_on(props["connection"], props["remove"].format(packages=" ".join(shlex.quote(p) for p in gone)),
-                   None, "remove " + " ".join(gone))
-        names = " ".join(shlex.quote(p) for p in props["packages"])
-        run_on(props["connection"], props["install"].format(packages=names), None, "install", timeout=3600)
+            run_on(props["connection"], props["remove"].format(packages=_names(gone)), None, "remove " + " ".join(gone))
+        run_on(props["connection"], props["install"].format(packages=_names(props["packages"])), None, "install",
+               timeout=3600)
         return dict(props, installed=sorted(props["packages"]))
 
     def create(self, props):
@@ -395,8 +392,8 @@ class _PackagesProvider(HostStepProvider):
         return ReadResult(id_=id_, outs=props if installed is None else dict(props, installed=installed))
 
     def delete(self, _id, props):
-        names = " ".join(shlex.quote(p) for p in props["packages"])
-        undo_on(props["connection"], props["remove"].format(packages=names), None, "remove packages")
+        undo_on(props["connection"], props["remove"].format(packages=_names(props["packages"])), None,
+                "remove packages")
 
 
 class PackageSet(Resource, module="remote", name="Packages"):

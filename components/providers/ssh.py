@@ -78,6 +78,14 @@ def fingerprint(line: str) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
+def key_changed(conn: Mapping[str, Any], offered: str, pinned: str) -> HostKeyChanged:
+    """The one-line error for a host offering another key than the pinned one, with how to accept it."""
+    return HostKeyChanged(
+        f"{describe(conn)}: offers SSH host key {fingerprint(offered)}, not the pinned {fingerprint(pinned)}: "
+        "nothing was sent to it. If the host was reinstalled, pin its new key: set hostKey: "
+        f"\"{' '.join(offered.split()[:2])}\" on this host in the stack config (README, 'Host keys')")
+
+
 def _dial(conn: Mapping[str, Any], budget: float, attempt):
     """Calls `attempt()` until it returns, retrying dials that fail for network reasons with backoff until
     `budget` seconds have passed. Key and authentication failures are not retried: they will not fix
@@ -91,10 +99,7 @@ def _dial(conn: Mapping[str, Any], budget: float, attempt):
         except (HostKeyChanged, SshError):
             raise
         except paramiko.BadHostKeyException as e:
-            raise HostKeyChanged(
-                f"{describe(conn)}: offered SSH host key {fingerprint(key_line(e.key))}, not the recorded "
-                f"{fingerprint(key_line(e.expected_key))}: nothing was sent to it. If the host was reinstalled, "
-                "accept its new key (README, 'Host keys')") from None
+            raise key_changed(conn, key_line(e.key), key_line(e.expected_key)) from None
         except paramiko.AuthenticationException as e:
             raise SshError(f"{describe(conn)}: authentication failed: {e}") from None
         except (OSError, socket.timeout, paramiko.SSHException, EOFError) as e:
@@ -137,7 +142,8 @@ def connect(conn: Mapping[str, Any], dial_timeout: Optional[float] = None) -> pa
 
 
 def host_key(conn: Mapping[str, Any], dial_timeout: float) -> str:
-    """The key the host offers (the key exchange only: nothing is authenticated or sent)."""
+    """The key the host offers (the key exchange only: nothing is authenticated or sent); HostKeyChanged if
+    the connection pins another one."""
 
     def attempt() -> str:
         sock = socket.create_connection((conn["host"], int(conn.get("port", 22))), timeout=10)
@@ -150,7 +156,10 @@ def host_key(conn: Mapping[str, Any], dial_timeout: float) -> str:
         finally:
             transport.close()
 
-    return _dial(conn, dial_timeout, attempt)
+    offered = _dial(conn, dial_timeout, attempt)
+    if conn.get("host_key") and offered.split()[:2] != conn["host_key"].split()[:2]:
+        raise key_changed(conn, offered, conn["host_key"])
+    return offered
 
 
 def run(client: paramiko.SSHClient, command: str, stdin: Optional[str] = None, timeout: float = 1800) -> Result:
