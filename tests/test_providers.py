@@ -111,6 +111,21 @@ def test_an_unknown_input_is_a_change_and_is_never_looked_at(cls, no_host):
             assert read.id == "id", (cls.__name__, key)
 
 
+@pytest.mark.parametrize("cls", [c for c in all_providers() if c.outputs], ids=lambda c: c.__name__)
+def test_a_state_without_an_output_this_release_records_is_an_update(cls, no_host):
+    olds, news = SAMPLES[cls.__name__]
+    for key in cls.outputs:
+        assert olds.get(key) is not None, (cls.__name__, key)  # the sample records it
+        diff = cls().diff("id", {k: v for k, v in olds.items() if k != key}, news)
+        assert diff.changes and not diff.replaces, (cls.__name__, key)
+
+
+def test_a_file_recorded_without_a_write_count_records_one_without_writing(monkeypatch):
+    monkeypatch.setattr(remote, "run_on", lambda *a, **k: pytest.fail("written"))
+    olds, news = SAMPLES["_FileProvider"]
+    assert remote._FileProvider().update("id", dict(olds, version=None), news).outs["version"] == 1
+
+
 def command(**changes):
     olds, news = SAMPLES["_CommandProvider"]
     return remote._CommandProvider(), olds, dict(news, **changes)

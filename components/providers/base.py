@@ -5,6 +5,9 @@ Such a value is never looked at: `diff` reports a change (a replacement if the i
 `check` passes the inputs through, and a provider's own `compare` and `read` only ever see known values. This
 is the one place that makes it so (STYLE habit 10); the providers implement `compare`, not `diff`.
 
+An output this release records that a state written by an earlier release lacks would be unknown in every
+preview (and so would everything made from it): such a resource shows as an update, which records it.
+
 The classes the providers derive from here are found by module path when a stack's state is read: see
 `STABLE` in components/providers/__init__.py before moving or renaming one.
 """
@@ -36,6 +39,7 @@ class Provider(ResourceProvider):
     replaces the resource; `delete_first`: the old one is undone before the new one is made."""
 
     inputs: tuple[str, ...] = ()  # empty: every property the program passes is an input
+    outputs: tuple[str, ...] = ()  # what `create` and `update` always record besides the inputs
     replace_on: tuple[str, ...] = ()
     delete_first: bool = True
 
@@ -61,7 +65,10 @@ class Provider(ResourceProvider):
             replaces = [k for k in self.replace_on
                         if (self.replace_when_unknown(k, news) if k in unknown else self.replaces(olds, news, k))]
             return DiffResult(changes=True, replaces=replaces, delete_before_replace=self.delete_first)
-        return self.compare(olds, news)
+        diff = self.compare(olds, news)
+        if not diff.changes and any(olds.get(k) is None for k in self.outputs):  # recorded by an earlier release
+            return DiffResult(changes=True, replaces=[], delete_before_replace=self.delete_first)
+        return diff
 
     def replace_when_unknown(self, key: str, news: dict[str, Any]) -> bool:
         """Whether an unknown value of a replacing input shows as a replacement (as Terraform plans do)."""

@@ -334,6 +334,7 @@ class NodeRootfsProvider(_Provider):
     its identity: host name, machine-id, SSH host keys, the authorized key, and apt sources via the cache."""
 
     replace_on = ("node_dir", "base_rootfs")
+    outputs = ("host_key",)
 
     def identity(self, props):
         return props["node_dir"]

@@ -148,6 +148,7 @@ class _AccessProvider(HostStepProvider):
     and recorded; `answer` says, after a refresh, whether the host could be read."""
 
     inputs = ("connection",)
+    outputs = ("host_key", "answer")
 
     def _verify(self, conn: dict) -> str:
         offered = ssh.host_key(conn, float(conn.get("dial_timeout", 120)))
@@ -288,6 +289,7 @@ class _FileProvider(HostStepProvider):
     inputs = ("connection", "path", "content", "mode", "owner", "group")
     replace_on = ("connection", "path")
     changes_in_place = ("content", "mode", "owner", "group")
+    outputs = ("version",)
 
     def _write(self, props, version: int):
         p = shlex.quote(props["path"])
@@ -302,7 +304,7 @@ class _FileProvider(HostStepProvider):
         news = dict(news, connection=_pinned(olds, news))
         if self.acts(olds, news):
             return UpdateResult(outs=self._write(news, int(olds.get("version") or 0) + 1))
-        return UpdateResult(outs=dict(news, version=olds.get("version")))
+        return UpdateResult(outs=dict(news, version=olds.get("version") or 1))  # (1: first recorded now)
 
     def read_known(self, id_, props):
         fact = _file_fact(props["connection"], props["path"])
@@ -354,6 +356,7 @@ class _PackagesProvider(HostStepProvider):
 
     inputs = ("connection", "packages", "install", "remove", "query")
     changes_in_place = ("packages", "install")
+    outputs = ("installed",)
 
     def _installed(self, props) -> Optional[list[str]]:
         result = read_on(props["connection"], props["query"].format(packages=_names(props["packages"])))

@@ -63,5 +63,4 @@ def test_a_stack_of_the_previous_release_is_previewed_refreshed_updated_and_dest
             assert session.Session(auth=auth).get_token(), user
         again = s.up()
         assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
-        # Known gap (issue 10 stays open): a `preview --refresh` of the upgraded stack then shows the lab nodes'
-        # and every step's `connection` as changed; not asserted until that is understood and fixed.
+        s.preview(refresh=True, expect_no_changes=True)  # every host, file, grant and entity read: no drift
