@@ -17,13 +17,14 @@ from .config import CloudConfig, HostSpec
 from .glance import Glance, GlanceArgs
 from .host import Host, HostArgs, ssh_connection
 from .keystone import Keystone, KeystoneArgs
-from .lab import Lab, LabArgs, cache_root, host_apt_sources
+from .lab import Lab, LabArgs, cache_root
 from .mariadb import MariaDB, MariaDBArgs
 from .memcached import Memcached, MemcachedArgs
 from .nova import Nova, NovaArgs
 from .nova_compute import NovaCompute, NovaComputeArgs
 from .passwords import Passwords
 from .placement import Placement, PlacementArgs
+from .providers.lab import host_apt_sources
 from .rabbitmq import RabbitMQ, RabbitMQArgs
 from .render import service_overrides
 

@@ -5,14 +5,23 @@ frozen `CloudConfig`, or raises `ConfigError` with one line that names the offen
 A key asking for what is not implemented yet (a `vip`, several controllers, an SSH user other than root) is
 rejected, not ignored: every key the parser accepts does what it says.
 `load` reads the values from the running Pulumi program and calls `parse`.
+
+Every value is checked whole for what it is (a host name, a region, a password, an address, a port, an INI name
+or value...), with the type the operator wrote: a string where a string belongs, a number or a boolean where one
+does (YAML's `port: true` or an unquoted password of digits is an error, never converted). What is accepted is
+also written safely wherever it goes (components/render.py escapes each file's values by its syntax; shell
+arguments are quoted or sent on stdin; URLs percent-encoded); what no file or tool could carry exactly is
+rejected here, with the reason. README, "Stack config: names and passwords".
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
+import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
@@ -20,6 +29,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 
 from .profiles import PROFILES, Profile
+from .providers import ssh as sshp
 
 PROJECT = "openstack-deploy"
 
@@ -47,7 +57,14 @@ PASSWORDS = (
 OBJECT_KEYS = ("hosts", "ssh", "passwords", "overrides", "lab")
 SCALAR_KEYS = ("platform", "release", "region", "managementCidr", "virtType", "vip")
 _HOST_KEY = re.compile(r"\A(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}( [^\n]*)?\Z")
-_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # one DNS label, lower case
+# Names every Debian host already resolves to itself: a host by that name would be reached at loopback.
+_LOCAL_NAMES = ("localhost", "ip6-localhost", "ip6-loopback", "ip6-allnodes", "ip6-allrouters")
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # Keystone's region IDs are at most 255 characters
+_INI_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a section or option name, read back by oslo.config as written
+_BRIDGE = re.compile(r"[a-z][a-z0-9]{0,14}")
+_MACHINE = re.compile(r"[A-Za-z0-9-]{1,64}")  # systemd-nspawn's machine names (and so the lab's stack names)
+PASSWORD_BYTES = 72  # bcrypt, Keystone's password hash, reads no further
 
 
 class ConfigError(pulumi.RunError):
@@ -154,57 +171,146 @@ def _only(value: Mapping[str, Any], allowed: tuple[str, ...], key: str) -> None:
             raise _fail(f"{key}.{k}", f"unknown key (allowed: {', '.join(allowed)})")
 
 
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            type(None): "empty"}.get(type(value), "a mapping" if isinstance(value, Mapping) else type(value).__name__)
+
+
+def _string(value: Any, key: str) -> str:
+    """A string exactly as written: YAML's unquoted `true`, `0123` or `1.10` is not silently made one."""
+    if not isinstance(value, str):
+        raise _fail(key, f"must be a string, got {_kind(value)} (quote it in YAML)")
+    return value
+
+
+def _integer(value: Any, key: str, low: int, high: int, what: str) -> int:
+    if type(value) is not int or not low <= value <= high:  # (a bool is an int to Python: not here)
+        shown = repr(value) if type(value) in (int, float, str) else _kind(value)
+        raise _fail(key, f"{shown} is not {what} (a whole number from {low} to {high})")
+    return value
+
+
+def _one_line(value: str, key: str, what: str = "") -> str:
+    if not value.isprintable():
+        raise _fail(key, f"{what}contains a line break, tab or other control character: no config file can hold it "
+                         "on one line")
+    return value
+
+
+def _ini_value(value: Any, key: str) -> Any:
+    if isinstance(value, str):
+        return _one_line(value, key)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(key, f"{value!r} is not a finite number")
+    if not isinstance(value, (bool, int, float)):
+        raise _fail(key, f"must be a string, number or boolean, got {_kind(value)}")
+    return value
+
+
 def _overrides(value: Any, key: str) -> Mapping[str, Mapping[str, Mapping[str, Any]]]:
     services = _mapping(value, key)
     for service, sections in services.items():
         if service not in SERVICES:
             raise _fail(f"{key}.{service}", f"unknown service (known: {', '.join(SERVICES)})")
         for section, options in _mapping(sections, f"{key}.{service}").items():
+            if not _INI_NAME.fullmatch(section):
+                raise _fail(f"{key}.{service}.{section!r}", "is not an INI section name (letters, digits, _.-)")
             for option, v in _mapping(options, f"{key}.{service}.{section}").items():
-                if isinstance(v, (Mapping, list)) or v is None:
-                    raise _fail(f"{key}.{service}.{section}.{option}", "must be a string, number or boolean")
+                if not _INI_NAME.fullmatch(option):
+                    raise _fail(f"{key}.{service}.{section}.{option!r}", "is not an option name (letters, digits, _.-)")
+                _ini_value(v, f"{key}.{service}.{section}.{option}")
     return services
 
 
-def _ipv4(value: Any, key: str) -> str:
+def _host_name(value: Any, key: str) -> str:
+    name = _string(value, key)
+    if not _HOSTNAME.fullmatch(name):
+        raise _fail(key, f"{name!r} is not a valid host name (lower-case letters, digits, '-'; at most 63)")
+    if name in _LOCAL_NAMES:
+        raise _fail(key, f"{name!r} names this host itself in every /etc/hosts: choose the host's own name")
     try:
-        return str(ipaddress.IPv4Address(str(value)))
+        socket.inet_aton(name)
+    except OSError:
+        return name
+    raise _fail(key, f"{name!r} reads as an IPv4 address (as {socket.inet_ntoa(socket.inet_aton(name))}) to the "
+                     "resolver: use a name with a letter that is not one")
+
+
+def _password(value: Any, key: str) -> str:
+    """A password every part of the cloud takes as it is (MariaDB, RabbitMQ, Keystone, the INI files, the URLs,
+    admin-openrc, clouds.yaml); the messages never show it."""
+    if _string(value, key) == "":
+        raise _fail(key, "must not be empty (remove it to have one generated)")
+    _one_line(value, key, "is not one line of text: it ")
+    if value != value.strip():
+        raise _fail(key, "starts or ends with a space: tools that read passwords a line at a time drop them")
+    if len(value.encode()) > PASSWORD_BYTES:
+        raise _fail(key, f"is longer than {PASSWORD_BYTES} bytes: Keystone's bcrypt hash ignores the rest")
+    return value
+
+
+def _ipv4(value: Any, key: str) -> str:
+    text = _string(value, key)
+    try:
+        return str(ipaddress.IPv4Address(text))
     except ValueError:
-        raise _fail(key, f"{value!r} is not an IPv4 address") from None
+        raise _fail(key, f"{text!r} is not an IPv4 address") from None
+
+
+def _cidr(value: Any, key: str) -> ipaddress.IPv4Network:
+    text = _string(value, key)
+    try:
+        cidr = ipaddress.IPv4Network(text, strict=True)
+    except ValueError as e:
+        raise _fail(key, f"{text!r} is not a network: {e}") from None
+    if not 8 <= cidr.prefixlen <= 30:
+        raise _fail(key, f"{cidr}: a management subnet is from /8 to /30 (room for the hosts and no more)")
+    if cidr.is_loopback or cidr.is_multicast or cidr.is_link_local or cidr.is_reserved or cidr.is_unspecified:
+        raise _fail(key, f"{cidr} is not a subnet hosts can have addresses in (loopback, link-local, multicast or "
+                         "reserved)")
+    return cidr
+
+
+def _private_key(text: str, key: str) -> Secret:
+    try:
+        sshp.load_key(text)
+    except sshp.SshError as e:
+        raise _fail(key, str(e).removeprefix("the SSH private key ")) from None
+    return Secret(text)
 
 
 def _ssh(value: Any, lab: bool) -> SshSpec:
     ssh = _mapping(value, "ssh")
+    if lab:  # the lab reaches its nodes as root on port 22 with a key of its own: nothing else would be used
+        _only(ssh, ("dialTimeout",), "ssh")
     _only(ssh, ("user", "port", "privateKey", "privateKeyFile", "dialTimeout"), "ssh")
-    user = str(ssh.get("user", "root"))
+    user = _string(ssh.get("user", "root"), "ssh.user")
     if user != "root":
         raise _fail("ssh.user", f"{user!r}: only root is supported (sudo is not implemented)")
-    port = ssh.get("port", 22)
-    if not isinstance(port, int) or not 0 < port < 65536:
-        raise _fail("ssh.port", f"{port!r} is not a TCP port")
-    timeout = ssh.get("dialTimeout", 120)
-    if not isinstance(timeout, int) or timeout <= 0:
-        raise _fail("ssh.dialTimeout", f"{timeout!r} is not a positive number of seconds")
+    port = _integer(ssh.get("port", 22), "ssh.port", 1, 65535, "a TCP port")
+    timeout = _integer(ssh.get("dialTimeout", 120), "ssh.dialTimeout", 1, 3600, "a number of seconds")
     if "privateKey" in ssh and "privateKeyFile" in ssh:
         raise _fail("ssh", "set privateKey or privateKeyFile, not both")
     key: Optional[Secret] = None
     if "privateKeyFile" in ssh:
-        path = os.path.expanduser(str(ssh["privateKeyFile"]))
+        path = os.path.expanduser(_string(ssh["privateKeyFile"], "ssh.privateKeyFile"))
         try:
             with open(path, encoding="utf-8") as f:
-                key = Secret(f.read())
+                text = f.read()
         except OSError as e:
             raise _fail("ssh.privateKeyFile", f"cannot read {path}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise _fail("ssh.privateKeyFile", f"{path} is not a text file (an OpenSSH or PEM private key)") from None
+        key = _private_key(text, "ssh.privateKeyFile")
     elif "privateKey" in ssh:
-        key = Secret(str(ssh["privateKey"]))
+        key = _private_key(_string(ssh["privateKey"], "ssh.privateKey"), "ssh.privateKey")
     elif not lab:
         raise _fail("ssh", "privateKey or privateKeyFile is required")
-    if key is not None and "PRIVATE KEY" not in key.value:
-        raise _fail("ssh.privateKeyFile" if "privateKeyFile" in ssh else "ssh.privateKey", "is not a PEM/OpenSSH private key")
     return SshSpec(user=user, port=port, private_key=key, dial_timeout=timeout)
 
 
-def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str]) -> tuple[HostSpec, ...]:
+def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str], machine: Optional[str]) -> tuple[HostSpec, ...]:
+    """`machine`: in a lab, the nodes' machine name with `{}` for the host's name."""
     if not isinstance(value, list) or not value:
         raise _fail("hosts", "must be a non-empty list of hosts")
     hosts: list[HostSpec] = []
@@ -214,10 +320,13 @@ def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str]) -> 
         key = f"hosts[{i}]"
         item = _mapping(item, key)
         _only(item, ("name", "address", "roles", "overrides", "hostKey"), key)
-        name = str(item.get("name", ""))
-        if not _HOSTNAME.match(name):
-            raise _fail(f"{key}.name", f"{name!r} is not a valid host name (lower-case letters, digits, '-')")
+        if "name" not in item:
+            raise _fail(f"{key}.name", "is required")
+        name = _host_name(item["name"], f"{key}.name")
         key = f"hosts[{i}] ({name})"
+        if machine and not _MACHINE.fullmatch(machine.format(name)):
+            raise _fail(f"{key}.name", f"the lab's machine name {machine.format(name)!r} is longer than systemd-nspawn "
+                                       "allows (64): shorten the host or the stack name")
         if name in names:
             raise _fail(key, f"duplicate host name {name!r} (also hosts[{names[name]}])")
         names[name] = i
@@ -226,6 +335,9 @@ def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str]) -> 
         address = _ipv4(item["address"], f"{key}.address")
         if ipaddress.IPv4Address(address) not in cidr:
             raise _fail(f"{key}.address", f"{address} is outside managementCidr {cidr}")
+        if ipaddress.IPv4Address(address) in (cidr.network_address, cidr.broadcast_address):
+            raise _fail(f"{key}.address", f"{address} is the {'network' if address == str(cidr.network_address) else 'broadcast'} "
+                                          f"address of managementCidr {cidr}, not a host's")
         if address == reserved:
             raise _fail(f"{key}.address", f"{address} is reserved for the lab host's bridge")
         if address in addresses:
@@ -235,7 +347,7 @@ def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str]) -> 
         if not isinstance(roles, list) or not roles:
             raise _fail(f"{key}.roles", f"must be a non-empty list of roles ({', '.join(ROLES)})")
         for role in roles:
-            if role not in ROLES:
+            if not isinstance(role, str) or role not in ROLES:
                 raise _fail(f"{key}.roles", f"unknown role {role!r} (known: {', '.join(ROLES)})")
         overrides = _overrides(item.get("overrides", {}), f"{key}.overrides")
         host_key = item.get("hostKey")
@@ -252,19 +364,17 @@ def _passwords(value: Any) -> Mapping[str, Secret]:
     for name, secret in passwords.items():
         if name not in PASSWORDS:
             raise _fail(f"passwords.{name}", "unknown password name (see PASSWORDS in components/config.py)")
-        if secret is None or str(secret) == "":
-            raise _fail(f"passwords.{name}", "must not be empty (remove it to have one generated)")
-        out[name] = Secret(str(secret))
+        out[name] = Secret(_password(secret, f"passwords.{name}"))
     return out
 
 
 def _lab(value: Any, release: str, os_release: str) -> LabSpec:
     lab = _mapping(value, "lab")
     _only(lab, ("bridge", "suite", "disposable"), "lab")
-    bridge = str(lab.get("bridge", LabSpec.bridge))
-    if not re.match(r"^[a-z][a-z0-9]{0,14}$", bridge):
+    bridge = _string(lab.get("bridge", LabSpec.bridge), "lab.bridge")
+    if not _BRIDGE.fullmatch(bridge):
         raise _fail("lab.bridge", f"{bridge!r} is not a valid interface name (at most 15 lower-case letters/digits)")
-    suite = str(lab.get("suite", os_release))
+    suite = _string(lab.get("suite", os_release), "lab.suite")
     if suite != os_release:
         raise _fail("lab.suite", f"{suite!r} does not ship release {release} ({release} is on {os_release})")
     disposable = lab.get("disposable", True)
@@ -273,32 +383,30 @@ def _lab(value: Any, release: str, os_release: str) -> LabSpec:
     return LabSpec(suite=suite, bridge=bridge, disposable=disposable)
 
 
-def parse(raw: Mapping[str, Any]) -> CloudConfig:
-    """Validates the stack's config values (keys without the project prefix) into a CloudConfig."""
+def parse(raw: Mapping[str, Any], stack: str = "lab") -> CloudConfig:
+    """Validates the stack's config values (keys without the project prefix) into a CloudConfig. `stack`: the
+    stack's name (a lab's machine names carry it)."""
     for k in raw:
         if k not in OBJECT_KEYS + SCALAR_KEYS:
             raise _fail(k, f"unknown key (known: {', '.join(SCALAR_KEYS + OBJECT_KEYS)})")
 
-    platform = str(raw.get("platform", "debian"))
+    platform = _string(raw.get("platform", "debian"), "platform")
     profile = PROFILES.get(platform)
     if profile is None:
         raise _fail("platform", f"unknown platform {platform!r} (known: {', '.join(PROFILES)})")
-    release = str(raw.get("release", next(iter(profile.releases))))
+    release = _string(raw.get("release", next(iter(profile.releases))), "release")
     if release not in profile.releases:
         raise _fail("release", f"{release!r} is not shipped by platform {platform} (available: {', '.join(profile.releases)})")
-    region = str(raw.get("region", "RegionOne"))
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", region):
-        raise _fail("region", f"{region!r} is not a valid region id")
-    virt_type = str(raw.get("virtType", "auto"))
+    region = _string(raw.get("region", "RegionOne"), "region")
+    if not _REGION.fullmatch(region):
+        raise _fail("region", f"{region[:60]!r} is not a valid region id (letters, digits, _.-; at most 255)")
+    virt_type = _string(raw.get("virtType", "auto"), "virtType")
     if virt_type not in VIRT_TYPES:
         raise _fail("virtType", f"{virt_type!r} is not one of {', '.join(VIRT_TYPES)}")
 
     if "managementCidr" not in raw:
         raise _fail("managementCidr", "is required (the subnet of the hosts' management addresses)")
-    try:
-        cidr = ipaddress.IPv4Network(str(raw["managementCidr"]), strict=True)
-    except ValueError as e:
-        raise _fail("managementCidr", f"{raw['managementCidr']!r} is not a network: {e}") from None
+    cidr = _cidr(raw["managementCidr"], "managementCidr")
 
     if "vip" in raw:
         raise _fail("vip", "not supported yet: high availability behind a VIP is not implemented (one controller only)")
@@ -307,7 +415,9 @@ def parse(raw: Mapping[str, Any]) -> CloudConfig:
     ssh = _ssh(raw.get("ssh", {}), lab=lab is not None)
     if "hosts" not in raw:
         raise _fail("hosts", "is required")
-    hosts = _hosts(raw["hosts"], cidr, bridge_address)
+    if lab and not _MACHINE.fullmatch(f"osd-{stack}"):
+        raise _fail("lab", f"the stack name {stack!r} cannot name the lab's machines (letters, digits, '-')")
+    hosts = _hosts(raw["hosts"], cidr, bridge_address, f"osd-{stack}-{{}}" if lab else None)
     controllers = [h.name for h in hosts if h.has("controller")]
     if not controllers:
         raise _fail("hosts", "no host has the controller role")
@@ -341,17 +451,29 @@ def _decode(key: str, value: Any) -> Any:
 
 
 def load() -> CloudConfig:
-    """Reads this project's keys from the running program's stack config and validates them."""
+    """Reads this project's keys from the running program's stack config and validates them; a key of another
+    namespace (a misspelt `openstak-deploy:`, or a provider's, which this program's explicit providers never
+    read) is an error too. A lab's suite must be one the machine's own apt sources name (the nodes' mirror)."""
     from pulumi.runtime import config as runtime_config
+
+    from .providers import lab as labp
 
     prefix = f"{PROJECT}:"
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    for k in sorted(keys):
+        namespace = k.split(":", 1)[0]
+        if namespace not in (PROJECT, "pulumi"):
+            raise ConfigError(f"{k}: unknown namespace {namespace!r}: this program reads only {prefix}* keys")
     raw = {
         k[len(prefix):]: _decode(k[len(prefix):], runtime_config.get_config(k))
         for k in sorted(keys)
         if k.startswith(prefix)
     }
-    return parse(raw)
+    cfg = parse(raw, pulumi.get_stack())
+    if cfg.lab and not labp.debian_sources(labp.host_apt_sources(), cfg.lab.suite):
+        raise _fail("lab.suite", f"{cfg.lab.suite!r}: this machine's apt sources name no Debian archive for it, "
+                                 "so the lab has no mirror to build its nodes from")
+    return cfg
 
 
 # The language host's exit code for "the program has already shown the user what is wrong": Pulumi then

@@ -95,8 +95,8 @@ class Keystone(pulumi.ComponentResource):
             + as_user(
                 "keystone",
                 "keystone-manage bootstrap "
-                f"--bootstrap-admin-url {internal} --bootstrap-internal-url {internal} "
-                f"--bootstrap-public-url {self.auth_url} --bootstrap-region-id {shlex.quote(args.region)}"
+                f"--bootstrap-admin-url {shlex.quote(internal)} --bootstrap-internal-url {shlex.quote(internal)} "
+                f"--bootstrap-public-url {shlex.quote(self.auth_url)} --bootstrap-region-id {shlex.quote(args.region)}"
             )
         )
         bootstrap = RemoteCommand(

@@ -7,7 +7,6 @@ node. Each node's `connection` is what the rest of the program uses, exactly lik
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 from dataclasses import dataclass
@@ -29,15 +28,6 @@ CACHE_PORT = 3143  # not apt-cacher-ng's usual 3142, which a system-wide one may
 
 def cache_root() -> str:
     return os.environ.get("OSD_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "openstack-deploy")
-
-
-def host_apt_sources() -> dict[str, str]:
-    texts = {}
-    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*"))]:
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8", errors="replace") as f:
-                texts[path] = f.read()
-    return texts
 
 
 @dataclass(frozen=True)

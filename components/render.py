@@ -4,28 +4,99 @@ Templates live in `templates/<service>/<file>.j2`; a platform that needs a diffe
 `templates/<service>/<profile>/<file>.j2`, found first. Rendering is strict: a missing variable is an
 error, not an empty string. Operator overrides ({section: {option: value}}) are merged into the rendered
 INI line by line, so the template's comments and order stay as they are.
+
+Every value a template writes is escaped for the syntax of the file it lands in (`SYNTAX`), by the environment
+itself: each `{{ ... }}` passes through the syntax's writer, so the program that reads the file reads back exactly
+the value, or the render fails. Nothing depends on a template remembering a filter. No message here ever shows
+a value: it may be a password.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jinja2
+from markupsafe import Markup
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "templates")
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    autoescape=False,
-)
-_env.filters["shell_quote"] = shlex.quote
+
+class RenderError(ValueError):
+    """A value that cannot be written into its file as it is (the config parser rejects such values first)."""
+
+
+def _one_line(text: str, where: str) -> str:
+    if not text.isprintable():
+        raise RenderError(f"{where}: a value with a line break or another control character cannot be written")
+    return text
+
+
+def oslo_value(value: Any, where: str = "an oslo.config file") -> str:
+    """`value` as oslo.config reads it back exactly: `$` doubled (it starts a substitution), and a value with
+    surrounding spaces, or between a pair of the same quotes, inside one more pair of quotes (oslo strips the
+    spaces, then one pair of quotes). A bool is `true`/`false`, a list comma-separated."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(oslo_value(v, where) for v in value)
+    text = _one_line(str(value), where).replace("$", "$$")
+    if text != text.strip() or (text[:1] in ("'", '"') and text[:1] == text[-1:]):
+        text = f'"{text}"'
+    return text
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9 _.:/,@+={}-]*")
+
+
+def _plain(value: Any, where: str) -> str:
+    """A file whose syntax has no escaping this program relies on: only names, addresses, paths and numbers."""
+    text = str(value)
+    if not _PLAIN.fullmatch(text):
+        raise RenderError(f"{where}: only letters, digits, spaces and _.:/,@+={{}}- can be written here")
+    return text
+
+
+WRITERS: dict[str, Callable[[Any, str], str]] = {
+    "oslo": oslo_value,  # INI files the OpenStack services read with oslo.config
+    "shell": lambda value, where: shlex.quote(str(value)),  # files a shell sources
+    "yaml": lambda value, where: json.dumps(value, ensure_ascii=False),  # a JSON string is a YAML one
+    "plain": _plain,
+}
+# Each template's syntax, by `service/file`; a template not listed is "plain".
+SYNTAX = {
+    "keystone/keystone.conf": "oslo",
+    "glance/glance-api.conf": "oslo",
+    "placement/placement.conf": "oslo",
+    "nova/nova.conf": "oslo",
+    "nova/nova-compute.conf": "oslo",
+    "keystone/admin-openrc": "shell",
+    "keystone/clouds.yaml": "yaml",
+}
+
+
+def _environment(syntax: str) -> jinja2.Environment:
+    write = WRITERS[syntax]
+
+    def finalize(value):
+        # A macro's output (Markup under autoescape) was written value by value already; the rest is written here.
+        return value if isinstance(value, Markup) else Markup(write(value, f"a {syntax} file"))
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=True,  # (with `finalize`: every value through its writer; never HTML escaping)
+        finalize=finalize,
+    )
+
+
+_ENVIRONMENTS = {syntax: _environment(syntax) for syntax in WRITERS}
 
 
 def template_name(service: str, filename: str, profile: str) -> str:
@@ -33,20 +104,24 @@ def template_name(service: str, filename: str, profile: str) -> str:
     return specific if os.path.exists(os.path.join(TEMPLATES, specific)) else f"{service}/{filename}.j2"
 
 
+def syntax(service: str, filename: str) -> str:
+    return SYNTAX.get(f"{service}/{filename}", "plain")
+
+
 def render(service: str, filename: str, profile: str, **values: Any) -> str:
-    return _env.get_template(template_name(service, filename, profile)).render(**values)
-
-
-def ini_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(ini_value(v) for v in value)
-    return str(value)
+    environment = _ENVIRONMENTS[syntax(service, filename)]
+    return environment.get_template(template_name(service, filename, profile)).render(**values)
 
 
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
 _OPTION = re.compile(r"^\s*([^#;=\s][^=]*?)\s*=")
+NAME = re.compile(r"[A-Za-z0-9_.-]+")  # an INI section or option name that oslo.config reads back as written
+
+
+def _name(name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise RenderError(f"INI section or option name {name!r}: only letters, digits and _.- are allowed")
+    return name
 
 
 def merge_ini(text: str, overrides: Mapping[str, Mapping[str, Any]]) -> str:
@@ -54,6 +129,10 @@ def merge_ini(text: str, overrides: Mapping[str, Mapping[str, Any]]) -> str:
     its section, or adding the section at the end). Options not overridden are left as rendered."""
     if not overrides:
         return text
+    for section, options in overrides.items():
+        _name(section)
+        for option in options:
+            _name(option)
     lines = text.splitlines()
     pending = {section: dict(options) for section, options in overrides.items()}
     out: list[str] = []
@@ -61,7 +140,7 @@ def merge_ini(text: str, overrides: Mapping[str, Mapping[str, Any]]) -> str:
 
     def flush(name):
         for option, value in pending.pop(name, {}).items():
-            out.append(f"{option} = {ini_value(value)}")
+            out.append(f"{option} = {oslo_value(value)}")
 
     for line in lines:
         header = _SECTION.match(line)
@@ -77,7 +156,7 @@ def merge_ini(text: str, overrides: Mapping[str, Mapping[str, Any]]) -> str:
             continue
         option = _OPTION.match(line)
         if option and section in pending and option.group(1) in pending[section]:
-            out.append(f"{option.group(1)} = {ini_value(pending[section].pop(option.group(1)))}")
+            out.append(f"{option.group(1)} = {oslo_value(pending[section].pop(option.group(1)))}")
             continue
         out.append(line)
     if section in pending:

@@ -37,5 +37,5 @@ def test_refused_dial_retries_until_its_deadline_then_names_the_host(private_key
 
 
 def test_key_that_is_not_a_key_is_refused_before_dialing():
-    with pytest.raises(SshError, match="not an Ed25519, ECDSA or RSA key"):
+    with pytest.raises(SshError, match="not an Ed25519, ECDSA or RSA private key"):
         connect({"host": "127.0.0.1", "port": closed_port(), "private_key": "nonsense"}, dial_timeout=1)

@@ -112,6 +112,28 @@ def test_bad_config_registers_nothing():
         run_program(dict(GOOD, managementCidr="10.9.0.0/24"))
 
 
+def test_a_lab_suite_this_machine_has_no_mirror_for_stops_before_anything_is_registered(monkeypatch):
+    from components.config import ConfigError
+    from components.providers import lab as labp
+
+    monkeypatch.setattr(labp, "host_apt_sources", lambda: {"/etc/apt/sources.list": "deb http://mirror.invalid/debian trixie main\n"})
+    raw = {k: v for k, v in GOOD.items() if k != "ssh"} | {"lab": {"bridge": "osdtest0"}}
+    with pytest.raises(ConfigError, match=r"^openstack-deploy:lab.suite: 'bookworm': this machine's apt sources name no"):
+        run_program(raw)
+
+
+def test_a_key_of_another_namespace_is_an_error():
+    from components.config import ConfigError
+
+    pulumi.runtime.set_mocks(Recorder(), project="openstack-deploy", stack="unit", preview=False)
+    pulumi.runtime.set_all_config({"openstak-deploy:region": "RegionTwo",
+                                   **{f"openstack-deploy:{k}": json.dumps(v) for k, v in GOOD.items()}})
+    from components import config
+
+    with pytest.raises(ConfigError, match=r"^openstak-deploy:region: unknown namespace 'openstak-deploy'"):
+        config.load()
+
+
 def test_hosts_summary_names_address_and_roles():
     _, cloud = run_program(GOOD)
     assert cloud.hosts_summary == {

@@ -9,6 +9,7 @@ kill took away and brings it back; each `delete` leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
+import glob
 import json
 import os
 import re
@@ -151,6 +152,16 @@ class BridgeProvider(_Provider):
     def delete(self, _id, props):
         if sh("ip", "link", "show", props["name"], check=False).returncode == 0:
             sh("ip", "link", "del", props["name"])
+
+
+def host_apt_sources() -> dict[str, str]:
+    """This machine's own apt sources: {path: text}."""
+    texts = {}
+    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*"))]:
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                texts[path] = f.read()
+    return texts
 
 
 def debian_sources(texts: Mapping[str, str], suite: str) -> list[dict[str, Any]]:

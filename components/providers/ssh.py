@@ -53,13 +53,15 @@ def describe(conn: Mapping[str, Any]) -> str:
     return f"{conn['name']} ({where})" if conn.get("name") else where
 
 
-def _load_key(pem: str) -> paramiko.PKey:
+def load_key(pem: str) -> paramiko.PKey:
     for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
             return kind.from_private_key(io.StringIO(pem))
-        except (paramiko.SSHException, ValueError):
+        except paramiko.PasswordRequiredException:
+            raise SshError("the SSH private key is encrypted: give a key without a passphrase") from None
+        except (paramiko.SSHException, ValueError, TypeError, IndexError):
             continue
-    raise SshError("the SSH private key is not an Ed25519, ECDSA or RSA key without a passphrase")
+    raise SshError("the SSH private key is not an Ed25519, ECDSA or RSA private key (OpenSSH or PEM), or is cut short")
 
 
 def _public_key(line: str) -> paramiko.PKey:
@@ -114,7 +116,7 @@ def _dial(conn: Mapping[str, Any], budget: float, attempt):
 
 def connect(conn: Mapping[str, Any], dial_timeout: Optional[float] = None) -> paramiko.SSHClient:
     """A new, authenticated client; the host's key must be the pinned one when the connection pins one."""
-    key = _load_key(conn["private_key"])
+    key = load_key(conn["private_key"])
     budget = float(dial_timeout if dial_timeout is not None else conn.get("dial_timeout", 120))
     port = int(conn.get("port", 22))
 
