@@ -77,9 +77,16 @@ def when_readable(conn: dict, read: Callable[[], T]) -> Optional[T]:
 
 
 def read_on(conn: dict, command: str, stdin: Optional[str] = None, timeout: float = 120) -> Optional[ssh.Result]:
-    """Runs a read-only command for a refresh; None when the host cannot be read (when_readable)."""
-    return when_readable(conn, lambda: ssh.execute(conn, command, stdin=stdin, timeout=timeout,
-                                                   dial_timeout=READ_DIAL_TIMEOUT))
+    """Runs a read-only command for a refresh; None when the host cannot be read (when_readable). A session that
+    ended without the command's exit status (its connection dropped) is read again once, on a new connection."""
+    def read() -> ssh.Result:
+        result = ssh.execute(conn, command, stdin=stdin, timeout=timeout, dial_timeout=READ_DIAL_TIMEOUT)
+        if result.exit_status == ssh.NO_STATUS:
+            ssh.forget(conn)
+            result = ssh.execute(conn, command, stdin=stdin, timeout=timeout, dial_timeout=READ_DIAL_TIMEOUT)
+        return result
+
+    return when_readable(conn, read)
 
 
 def run_on(conn: dict, script: str, stdin: Optional[str], what: str, timeout: float = 1800) -> ssh.Result:
@@ -277,7 +284,7 @@ def _file_fact(conn: dict, path: str) -> Optional[dict[str, Any]]:
     if result.exit_status == 3:
         return {"content": None, "mode": None, "owner": None, "group": None}
     if result.exit_status != 0:
-        raise RemoteError(f"{ssh.describe(conn)}: cannot read {path}: {result.stderr.strip()}")
+        raise RemoteError(f"{ssh.describe(conn)}: cannot read {path} (exit {result.exit_status}): {result.stderr.strip()}")
     meta, _, content = result.stdout.partition("\n")
     mode, owner, group = meta.split()
     return {"content": content, "mode": mode.zfill(4), "owner": owner, "group": group}

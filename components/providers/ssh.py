@@ -164,6 +164,9 @@ def host_key(conn: Mapping[str, Any], dial_timeout: float) -> str:
     return offered
 
 
+NO_STATUS = -1  # a session that ended without the command's exit status (paramiko's value)
+
+
 def run(client: paramiko.SSHClient, command: str, stdin: Optional[str] = None, timeout: float = 1800) -> Result:
     """Runs `command` under `sh -e`; `stdin` (often a secret or a config file) is streamed, never echoed."""
     chan = client.get_transport().open_session()  # type: ignore[union-attr]

@@ -18,6 +18,7 @@ from tests.integration.conftest import stack
 STACK = "labtest"  # its own stack, bridge and subnet, so a developer's running lab is left alone
 BRIDGE = "osdtest0"
 NODES = {"controller": "10.67.0.10", "compute1": "10.67.0.11"}
+SPARE = {"compute2": "10.67.0.12"}  # a compute host that tests add and remove
 # `target` globs: the lab itself and what every host gets before any package (passwords, nodes, SSH access,
 # OS release check, /etc/hosts
 # block, name check). Tests of the lab's own life cycle and of the building blocks target these only; the
@@ -94,7 +95,7 @@ def assert_secrets_only_as_ciphertext(s) -> None:
 
 
 def on(node: str, key: str, command: str) -> str:
-    client = ssh.connect({"host": NODES[node], "private_key": key}, dial_timeout=30)
+    client = ssh.connect({"host": {**NODES, **SPARE}[node], "private_key": key}, dial_timeout=30)
     try:
         result = ssh.run(client, command, timeout=60)
     finally:
@@ -129,7 +130,7 @@ def leftovers() -> list[str]:
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith(f"osd-{STACK}-")]
     links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout)
-    tags = {"osd" + hashlib.sha256(f"{STACK}/{n}".encode()).hexdigest()[:8] for n in NODES}
+    tags = {"osd" + hashlib.sha256(f"{STACK}/{n}".encode()).hexdigest()[:8] for n in {**NODES, **SPARE}}
     found += [f"veth {link['ifname']}" for link in links if link["ifname"] in tags]
     with open("/proc/mounts") as f:
         found += [f"mount {line.split()[1]}" for line in f if f"/lab/stacks/{STACK}/" in line]

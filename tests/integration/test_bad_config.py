@@ -187,6 +187,7 @@ LAB_CASES = [  # on LAB
     ("a lab subnet of one address", {f"{P}:managementCidr": "10.66.0.7/32"}, "managementCidr: 10.66.0.7/32: a management"),
     ("a lab host on the bridge's address", {f"{P}:hosts": compute(address="10.66.0.1")},
      f"{C1}.address: 10.66.0.1 is reserved for the lab host's bridge"),
+    ("a VIP on the lab bridge's address", {f"{P}:vip": "10.66.0.1"}, "vip: not supported yet"),
     ("a lab machine name longer than nspawn allows", {f"{P}:hosts": hosts(controller="c" * 60)},
      f"hosts[0] ({'c' * 60}).name: the lab's machine name"),
 ]

@@ -16,7 +16,7 @@ import yaml
 from pulumi import automation as auto
 
 from tests.integration.conftest import make_project
-from tests.integration.labstack import NODES, lab_stack, on, plaintext, private_key, set_config
+from tests.integration.labstack import NODES, SPARE, lab_stack, on, plaintext, private_key, set_config
 
 # The install order the preview of a fresh stack must show, as chains of real dependencies (the seeds' order
 # where one step needs another; independent steps, like Nova's db syncs and Keystone's, run side by side).
@@ -378,6 +378,25 @@ def _rotate_a_password(s, key):
                  path=True)
 
 
+def _set_spare(s, present: bool) -> bool:
+    """The spare compute host in or out of the stack's hosts; whether that changed them."""
+    hosts = json.loads(s.get_config("openstack-deploy:hosts").value)
+    kept = [h for h in hosts if h["name"] not in SPARE]
+    spare = [{"name": name, "address": address, "roles": ["compute"]} for name, address in SPARE.items()]
+    set_config(s, "openstack-deploy:hosts", kept + (spare if present else []))
+    return len(hosts) != len(kept) + (len(spare) if present else 0)
+
+
+def _add_a_compute_host(s, key):
+    _set_spare(s, present=True)
+
+
+def _remove_a_compute_host(s, key):
+    if _set_spare(s, present=True):  # (this row run alone: the host it removes is added first)
+        s.up()
+    _set_spare(s, present=False)
+
+
 DRIFT = {  # each kind of change made by hand or by the operator
     "a unit disabled": lambda s, key: on("controller", key, "systemctl disable -q memcached"),
     "a config file edited on each host": _edit_each_config,
@@ -394,6 +413,8 @@ CHANGES = {
     "a per-service override changed": _service_override,
     "a per-host override changed": _host_override,
     "a service password rotated": _rotate_a_password,
+    "a compute host added": _add_a_compute_host,
+    "a compute host removed": _remove_a_compute_host,
 }
 REBOOTED = {"a node's container killed": "compute1"}  # every unit of that node starts anew
 ROWS = [*([name] for name in DRIFT), list(DRIFT), *([name] for name in CHANGES)]  # drift alone, all at once, changes
