@@ -25,6 +25,7 @@ from .nova_compute import NovaCompute, NovaComputeArgs
 from .passwords import Passwords
 from .placement import Placement, PlacementArgs
 from .providers.lab import host_apt_sources
+from .providers.release import DeployedRelease
 from .rabbitmq import RabbitMQ, RabbitMQArgs
 from .render import service_overrides
 
@@ -45,11 +46,14 @@ class Cloud(pulumi.ComponentResource):
         super().__init__("openstack-deploy:index:Cloud", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.passwords = Passwords(f"{name}-passwords", cfg.passwords, opts=child)
+        # Nothing touches a host (or makes a lab node) before this: a run that names another release stops here.
+        release = DeployedRelease(f"{name}-release", cfg.release, cfg.os_release, opts=child)
 
         if cfg.lab is not None:  # the hosts are this machine's own nodes, made by the stack
             self.lab: Optional[Lab] = Lab(
                 "lab",
-                LabArgs(cfg=cfg, stack=pulumi.get_stack(), cache_root=cache_root(), apt_sources=host_apt_sources()),
+                LabArgs(cfg=cfg, stack=pulumi.get_stack(), cache_root=cache_root(), apt_sources=host_apt_sources(),
+                        after=[release]),
                 opts=child,
             )
             connections = self.lab.connections
@@ -62,7 +66,8 @@ class Cloud(pulumi.ComponentResource):
         names = {h.name: h.address for h in cfg.hosts}
         self.hosts = {
             h.name: Host(f"{name}-{h.name}", HostArgs(spec=h, connection=connections[h.name], names=names,
-                                                      os_release=cfg.os_release), opts=child)
+                                                      os_release=cfg.os_release, deadlines=cfg.deadlines,
+                                                      after=[release]), opts=child)
             for h in cfg.hosts
         }
         every_host_checked = [host.name_check for host in self.hosts.values()]

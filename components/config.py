@@ -54,7 +54,8 @@ PASSWORDS = (
     "metadata_secret",
     "horizon_secret_key",
 )
-OBJECT_KEYS = ("hosts", "ssh", "passwords", "overrides", "lab")
+OBJECT_KEYS = ("hosts", "ssh", "passwords", "overrides", "lab", "deadlines")
+STEP_KINDS = ("command", "packages", "file")  # `deadlines` (seconds) by kind of remote step
 SCALAR_KEYS = ("platform", "release", "region", "managementCidr", "virtType", "vip")
 _HOST_KEY = re.compile(r"\A(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}( [^\n]*)?\Z")
 _HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # one DNS label, lower case
@@ -129,6 +130,9 @@ class CloudConfig:
     passwords: Mapping[str, Secret]
     overrides: Mapping[str, Mapping[str, Mapping[str, Any]]]
     lab: Optional[LabSpec] = None
+    # How long a remote step of each kind may run, in seconds ({kind: seconds}); the rest keep their defaults
+    # (DEADLINES in components/providers/remote.py).
+    deadlines: Mapping[str, int] = field(default_factory=dict)
     # Always None: parse rejects `vip` until high availability is implemented; the endpoints fall back to
     # the controller's address.
     vip: Optional[str] = None
@@ -368,6 +372,13 @@ def _passwords(value: Any) -> Mapping[str, Secret]:
     return out
 
 
+def _deadlines(value: Any) -> Mapping[str, int]:
+    deadlines = _mapping(value, "deadlines")
+    _only(deadlines, STEP_KINDS, "deadlines")
+    return {kind: _integer(seconds, f"deadlines.{kind}", 1, 86400, "a number of seconds")
+            for kind, seconds in deadlines.items()}
+
+
 def _lab(value: Any, release: str, os_release: str) -> LabSpec:
     lab = _mapping(value, "lab")
     _only(lab, ("bridge", "suite", "disposable"), "lab")
@@ -438,6 +449,7 @@ def parse(raw: Mapping[str, Any], stack: str = "lab") -> CloudConfig:
         passwords=_passwords(raw.get("passwords", {})),
         overrides=_overrides(raw.get("overrides", {}), "overrides"),
         lab=lab,
+        deadlines=_deadlines(raw.get("deadlines", {})),
     )
 
 
@@ -453,7 +465,7 @@ def _decode(key: str, value: Any) -> Any:
 def load() -> CloudConfig:
     """Reads this project's keys from the running program's stack config and validates them; a key of another
     namespace (a misspelt `openstak-deploy:`, or a provider's, which this program's explicit providers never
-    read) is an error too. A lab's suite must be one the machine's own apt sources name (the nodes' mirror)."""
+    read) is an error too. A lab needs a Debian archive in the machine's own apt sources (the nodes' mirror)."""
     from pulumi.runtime import config as runtime_config
 
     from .providers import lab as labp
@@ -471,8 +483,8 @@ def load() -> CloudConfig:
     }
     cfg = parse(raw, pulumi.get_stack())
     if cfg.lab and not labp.debian_sources(labp.host_apt_sources(), cfg.lab.suite):
-        raise _fail("lab.suite", f"{cfg.lab.suite!r}: this machine's apt sources name no Debian archive for it, "
-                                 "so the lab has no mirror to build its nodes from")
+        raise _fail("lab.suite", f"{cfg.lab.suite!r}: this machine's apt sources name no Debian archive, so the lab has "
+                                 "no mirror to build its nodes from")
     return cfg
 
 

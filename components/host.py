@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
 import pulumi
@@ -107,6 +107,9 @@ class HostArgs:
     # Every host's name and management address, for /etc/hosts and the resolution check.
     names: Mapping[str, str]
     os_release: str  # the OS codename the stack's release is for (CloudConfig.os_release)
+    # The stack's deadlines of remote steps by kind (CloudConfig.deadlines), carried in the connection.
+    deadlines: Mapping[str, int] = field(default_factory=dict)
+    after: Sequence[pulumi.Resource] = ()  # what must be done before anything is sent to the host
 
 
 class Host(pulumi.ComponentResource):
@@ -125,8 +128,10 @@ class Host(pulumi.ComponentResource):
         self.address = args.spec.address
         child = pulumi.ResourceOptions(parent=self)
         named = pulumi.Output.secret(pulumi.Output.from_input(args.connection).apply(
-            lambda c: dict(c, name=args.spec.name)))  # errors name the host
-        access = HostAccess(f"{name}-ssh", named, opts=child)
+            lambda c: dict(c, name=args.spec.name, **({"deadlines": dict(args.deadlines)} if args.deadlines else {}))
+        ))  # errors name the host; steps stop at their deadlines
+        access = HostAccess(f"{name}-ssh", named,
+                            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
         # Every later step pins the key HostAccess verified: the connection's own (known in every preview), or
         # the one it met first and recorded.
         pinned = once_done(named.apply(

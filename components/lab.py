@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 
@@ -36,6 +36,7 @@ class LabArgs:
     stack: str
     cache_root: str
     apt_sources: dict[str, str]
+    after: Sequence[pulumi.Resource] = ()  # what must be done before anything is made on this machine
 
 
 class Lab(pulumi.ComponentResource):
@@ -55,7 +56,8 @@ class Lab(pulumi.ComponentResource):
         if not sources:
             raise pulumi.RunError(f"lab: the host's apt sources name no Debian {spec.suite} archive to mirror")
 
-        packages = labp.HostPackages(f"{name}-host-packages", HOST_PACKAGES, opts=child)
+        packages = labp.HostPackages(f"{name}-host-packages", HOST_PACKAGES,
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
         bridge = labp.Bridge(f"{name}-bridge", spec.bridge, f"{gateway}/{prefix}", opts=pulumi.ResourceOptions(parent=self, depends_on=[packages]))
         cache = labp.PackageCache(
             f"{name}-package-cache",

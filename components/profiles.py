@@ -63,8 +63,9 @@ _MEND = f"dpkg --configure -a && {_APT} --no-install-recommends --fix-broken ins
 
 DEBIAN = Profile(
     name="debian",
-    # Debian 12 (bookworm) ships OpenStack Zed in its main archive.
-    releases={"zed": "bookworm"},
+    # Debian 13 (trixie) ships OpenStack 2025.1 "Epoxy" in its main archive (the default: the first), Debian 12
+    # (bookworm) Zed. Both deploy from the same packages, units, paths and templates (measured: README, "Releases").
+    releases={"2025.1": "trixie", "zed": "bookworm"},
     install_command=(
         f"{_NO_STARTS} && trap 'rm -f /usr/sbin/policy-rc.d' EXIT && "
         "export DEBIAN_FRONTEND=noninteractive && "

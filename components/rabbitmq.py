@@ -3,6 +3,11 @@ management address. Compute nodes reach the controller only through it."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import shlex
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import quote
@@ -16,6 +21,32 @@ from .profiles import Profile
 from .providers.remote import RemoteCommand
 
 USER = "openstack"
+# Whether RabbitMQ has the users and permissions of the definitions on stdin, password hashes included.
+_HAS_DEFINITIONS = """import json, subprocess, sys
+want = json.load(sys.stdin)
+have = json.loads(subprocess.run(["rabbitmqctl", "-q", "export_definitions", "-", "--format", "json"],
+                                 capture_output=True, check=True, stdin=subprocess.DEVNULL).stdout)
+users = {u["name"]: u.get("password_hash") for u in have.get("users", [])}
+perms = [{k: p.get(k) for k in ("user", "vhost", "configure", "write", "read")} for p in have.get("permissions", [])]
+sys.exit(not (all(users.get(u["name"]) == u["password_hash"] for u in want["users"])
+              and all(p in perms for p in want["permissions"])))
+"""
+
+
+def password_hash(password: str, salt: bytes) -> str:
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def definitions(password: str) -> str:
+    """The `openstack` user with full permissions on `/`, as RabbitMQ definitions. Its password is hashed as RabbitMQ
+    hashes it (rabbit_password_hashing_sha256: base64 of a 4-byte salt and SHA-256 of the salt and the password),
+    with a salt derived from the password, so that the same password gives the same definitions on every run."""
+    salt = hmac.new(password.encode(), b"openstack-deploy rabbitmq salt", hashlib.sha256).digest()[:4]
+    return json.dumps({
+        "users": [{"name": USER, "password_hash": password_hash(password, salt), "hashing_algorithm": "rabbit_password_hashing_sha256",
+                   "tags": ""}],
+        "permissions": [{"user": USER, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
+    })
 
 
 @dataclass(frozen=True)
@@ -53,23 +84,19 @@ class RabbitMQ(pulumi.ComponentResource):
             ready=wait_until("rabbitmqctl -q await_startup >/dev/null 2>&1", 180, "RabbitMQ"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[env, epmd]))
         after_service = pulumi.ResourceOptions(parent=self, depends_on=[service])
-        # The password travels on stdin, read once into the shell (printf is a builtin: never in argv).
-        user_exists = f"rabbitmqctl -q list_users </dev/null | cut -f1 | grep -qx {USER}"
-        set_user = (
-            'IFS= read -r pw || true; '
-            f'if {user_exists}; then printf %s "$pw" | rabbitmqctl -q change_password {USER}; '
-            f'else printf %s "$pw" | rabbitmqctl -q add_user {USER}; fi '
-            f"&& rabbitmqctl -q set_permissions -p / {USER} '.*' '.*' '.*'"
-        )
+        # The user comes as RabbitMQ definitions on stdin, its password as RabbitMQ's own salted hash, imported from a
+        # file only RabbitMQ and root read: never in a command line, and never read by rabbitmqctl from stdin
+        # (RabbitMQ 4.0's add_user and change_password wait forever for it there).
+        load = (f"f=$(mktemp) && trap 'rm -f \"$f\"' EXIT && install -m 0600 -o rabbitmq -g rabbitmq /dev/stdin \"$f\" "
+                "&& rabbitmqctl -q import_definitions \"$f\" >/dev/null")
         user = RemoteCommand(
             f"{prefix}-user",
             connection=host.connection,
-            create=set_user,
-            update=set_user,
+            create=load,
+            update=load,
             delete=f"rabbitmqctl -q delete_user {USER} || true",
-            check=(f"rabbitmqctl -q authenticate_user {USER} >/dev/null && rabbitmqctl -q list_user_permissions {USER} "
-                   "| grep -q '^/\t\\.\\*\t\\.\\*\t\\.\\*$'"),
-            stdin=args.password,
+            check=f"python3 -c {shlex.quote(_HAS_DEFINITIONS)}",
+            stdin=pulumi.Output.secret(pulumi.Output.from_input(args.password).apply(definitions)),
             opts=after_service,
         )
         no_guest = RemoteCommand(

@@ -1,6 +1,11 @@
 """Upgrades a stack deployed by an earlier release of this program, in place (run by scripts/upgrade).
 
-One migration so far: Keystone's entities moved from the hand-written dynamic provider
+First, a stack deployed before the release guard (`cloud-release`) keeps the OpenStack release it runs, zed (the
+only one earlier versions deployed): when its config names another (or none, which now means the default, 2025.1),
+the config is set to zed. Without this, the guard would start from the config, and a lab would rebuild its nodes on
+the new release.
+
+Then one migration: Keystone's entities moved from the hand-written dynamic provider
 (`pulumi-python:dynamic/keystone:Entity`) to `pulumi_openstack` resources of the same names. Pulumi's aliases do
 not cross providers, and the old entries' stored delete would remove by name what the new ones manage, so:
 1. each old entity's Keystone ID is looked up (with the admin credentials the old state holds);
@@ -23,6 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from components.adoption import ADOPT_ENV  # noqa: E402
+from components.config import PROJECT  # noqa: E402
+from components.profiles import PROFILES  # noqa: E402
 
 OLD_ENTITY = "pulumi-python:dynamic/keystone:Entity"
 OLD_SESSION = "pulumi-python:dynamic/keystone:AdminSession"
@@ -111,8 +118,47 @@ def _seconds(result: auto.UpResult) -> str:
     return f"{(result.summary.end_time - result.summary.start_time).total_seconds():.1f} s"
 
 
+RELEASE_GUARD = "pulumi-python:dynamic/cloud:Release"
+
+
+def _config(s: auto.Stack, key: str):
+    try:
+        return s.get_config(f"{PROJECT}:{key}").value
+    except auto.CommandError:
+        return None
+
+
+EARLIER = "zed"  # the only release the versions before the release guard deployed
+
+
+def deployed_before_the_guard(deployment: dict) -> bool:
+    kinds = {r["type"] for r in deployment.get("resources") or []}
+    return RELEASE_GUARD not in kinds and any(k.startswith(("pulumi-python:dynamic/remote:", "pulumi-python:dynamic/lab:"))
+                                              for k in kinds)
+
+
+def keep_release(s: auto.Stack, log=print) -> bool:
+    """Names the deployed release in the config of a stack deployed before the release guard; False if not needed."""
+    if not deployed_before_the_guard(s.export_stack().deployment):
+        return False
+    release = EARLIER
+    configured = _config(s, "release") or next(iter(PROFILES[_config(s, "platform") or "debian"].releases))
+    if release == configured:
+        return False
+    s.set_config(f"{PROJECT}:release", auto.ConfigValue(value=release))
+    log(f"upgrade: this stack runs {release}: its config now names it ({PROJECT}:release: {release}, was "
+        f"{configured}); a new release is a new stack (README, 'Releases')")
+    return True
+
+
 def upgrade(s: auto.Stack, plan_file: str, log=print) -> bool:
-    """Carries the migration out on stack `s`; False when there was nothing to do."""
+    """Carries the migrations out on stack `s`; False when there was nothing to do."""
+    kept = keep_release(s, log)
+    return migrate_entities(s, plan_file, log) or kept
+
+
+def migrate_entities(s: auto.Stack, plan_file: str, log=print) -> bool:
+    """Moves Keystone's entities to the openstack provider; False when there is nothing to move."""
     if os.path.exists(plan_file):  # a run cut short: the state is already without the old entries
         with open(plan_file) as f:
             adopt = json.load(f)

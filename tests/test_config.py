@@ -46,13 +46,14 @@ def lab(**spec):
 
 def test_good_config_parses_with_defaults():
     cfg = parse(GOOD)
-    assert cfg.profile.name == "debian" and cfg.release == "zed" and cfg.region == "RegionOne"
+    assert cfg.profile.name == "debian" and cfg.release == "2025.1" and cfg.region == "RegionOne"
     assert [h.name for h in cfg.hosts] == ["ctl", "cmp1"]
     assert cfg.controller.name == "ctl"
     assert [h.name for h in cfg.with_role("compute")] == ["cmp1"]
     assert cfg.ssh.private_key is not None and cfg.ssh.private_key.value == KEY
     assert cfg.virt_type == "auto" and cfg.lab is None and cfg.vip is None
-    assert cfg.os_release == "bookworm"  # the Debian release that ships zed: what every host must run
+    assert cfg.os_release == "trixie"  # the Debian release that ships 2025.1: what every host must run
+    assert parse(with_(["release"], "zed")).os_release == "bookworm"
 
 
 def test_secrets_never_show_in_repr():
@@ -74,11 +75,11 @@ def test_lab_needs_no_key_and_reserves_bridge_address():
     cfg = parse(raw)
     assert cfg.lab is not None and cfg.ssh.private_key is None
     assert cfg.bridge_address() == "10.0.0.1"
-    assert cfg.lab.suite == cfg.os_release == "bookworm"  # the nodes run the OS that ships the release
+    assert cfg.lab.suite == cfg.os_release == "trixie"  # the nodes run the OS that ships the release
 
 
 def test_lab_suite_may_name_the_releases_own_suite():
-    assert parse(lab(suite="bookworm")).lab.suite == "bookworm"
+    assert parse(lab(suite="trixie")).lab.suite == "trixie"
 
 
 def stack_values(name):
@@ -100,7 +101,12 @@ def test_example_stack_parses(tmp_path):
     key.write_text(KEY)
     raw["ssh"] = dict(raw["ssh"], privateKeyFile=str(key))  # its ~/.ssh/id_ed25519 need not exist here
     cfg = parse(raw)
-    assert cfg.vip is None and cfg.controller.name == "controller" and cfg.os_release == "bookworm"
+    assert cfg.vip is None and cfg.controller.name == "controller" and cfg.os_release == "trixie"
+
+
+def test_deadlines_by_step_kind():
+    assert parse(GOOD).deadlines == {}
+    assert parse(with_(["deadlines"], {"command": 600, "packages": 2400})).deadlines == {"command": 600, "packages": 2400}
 
 
 BAD = [
@@ -130,6 +136,8 @@ BAD = [
     ("bad region", with_(["region"], "Region One"), "openstack-deploy:region: 'Region One' is not a valid region id"),
     ("unknown service override", with_(["overrides"], {"swift": {}}), "openstack-deploy:overrides.swift: unknown service"),
     ("nested override value", with_(["overrides"], {"nova": {"DEFAULT": {"debug": {"x": 1}}}}), "openstack-deploy:overrides.nova.DEFAULT.debug: must be a string, number or boolean"),
+    ("unknown step kind", with_(["deadlines"], {"service": 60}), "openstack-deploy:deadlines.service: unknown key (allowed: command, packages, file)"),
+    ("deadline of zero", with_(["deadlines"], {"file": 0}), "openstack-deploy:deadlines.file: 0 is not a number of seconds"),
     ("bad lab bridge", with_(["lab"], {"bridge": "br-lab-name-too-long"}), "openstack-deploy:lab.bridge: 'br-lab-name-too-long' is not a valid interface name"),
 ]
 
@@ -156,8 +164,8 @@ NOT_IMPLEMENTED = [
      "openstack-deploy:ssh.user: 'debian': only root is supported (sudo is not implemented)"),
     ("empty ssh user", with_(["ssh", "user"], ""),
      "openstack-deploy:ssh.user: '': only root is supported (sudo is not implemented)"),
-    ("lab suite of another release", lab(suite="trixie"),
-     "openstack-deploy:lab.suite: 'trixie' does not ship release zed (zed is on bookworm)"),
+    ("lab suite of another release", lab(suite="bookworm"),
+     "openstack-deploy:lab.suite: 'bookworm' does not ship release 2025.1 (2025.1 is on trixie)"),
 ]
 
 

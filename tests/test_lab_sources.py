@@ -39,8 +39,21 @@ def test_debian_archives_of_both_formats_and_no_third_party():
     ]
 
 
-def test_other_suites_are_left_out():
-    assert debian_sources({"x.sources": DEB822}, "trixie") == []
+def test_a_node_of_another_release_gets_the_same_archives_for_its_own_suite():
+    assert debian_sources({"x.sources": DEB822}, "trixie") == [
+        {"uri": "http://mirror.example/debian", "suites": ["trixie", "trixie-updates"], "components": ["main"]},
+        {"uri": "http://mirror.example/debian-security", "suites": ["trixie-security"], "components": ["main"]},
+    ]
+
+
+def test_an_archive_listed_twice_is_one():
+    twice = {"a.list": "deb http://mirror.example/debian bookworm main\ndeb http://mirror.example/debian trixie main\n"}
+    assert debian_sources(twice, "trixie") == [
+        {"uri": "http://mirror.example/debian", "suites": ["trixie"], "components": ["main"]}]
+
+
+def test_third_party_suites_are_left_out():
+    assert debian_sources({"a.list": "deb http://thirdparty.example/apt cloud-sdk-bookworm main\n"}, "trixie") == []
 
 
 def test_nodes_reach_an_archive_through_the_cache():

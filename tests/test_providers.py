@@ -11,7 +11,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.output import Unknown
 
 import components.providers as providers
-from components.providers import base, mariadb, remote
+from components.providers import base, mariadb, release, remote
 
 CONN = {"host": "10.0.0.10", "port": 22, "user": "root", "private_key": "PEM", "dial_timeout": 120,
         "name": "controller", "host_key": "ssh-ed25519 AAAAkey"}
@@ -57,6 +57,7 @@ SAMPLES = {
               "hosts": ["localhost", "%"]}, **mariadb.wanted({"databases": ["d"], "user": "u", "hosts": ["localhost", "%"]})),
         {"connection": CONN, "socket": "/s", "databases": ["d"], "user": "u", "password": "p", "hosts": ["localhost", "%"]}),
     "_PasswordProvider": ({"length": 32, "value": "x" * 32}, {"length": 32}),
+    "_ReleaseProvider": ({"release": "zed", "os_release": "bookworm"}, {"release": "zed", "os_release": "bookworm"}),
     "_SshKeyProvider": ({"comment": "c", "private_key": "PEM", "public_key": "ssh-ed25519 A c"}, {"comment": "c"}),
     "BridgeProvider": ({"name": "br0", "address_cidr": "10.0.0.1/24"}, {"name": "br0", "address_cidr": "10.0.0.1/24"}),
     "HostPackagesProvider": ({"packages": ["x"]}, {"packages": ["x"]}),
@@ -197,3 +198,14 @@ def test_a_package_removed_by_hand_is_drift_put_back_in_place(monkeypatch):
     ran.clear()
     packages.update("id", olds, dict(news, packages=["a"]))  # b dropped from the set: removed, in place
     assert ran == ["r b", "i a"]
+
+
+def test_a_changed_release_stops_at_check_naming_the_key():
+    provider = release._ReleaseProvider()
+    deployed = {"release": "zed", "os_release": "bookworm"}
+    assert provider.check({}, deployed).failures == []  # a new stack
+    assert provider.check(deployed, deployed).failures == []
+    [failure] = provider.check(deployed, {"release": "2025.1", "os_release": "trixie"}).failures
+    assert failure.property == "release" and "\n" not in failure.reason
+    assert failure.reason.startswith("openstack-deploy:release: this stack's cloud runs zed; changing it to 2025.1 in "
+                                     "place is not supported")

@@ -209,3 +209,12 @@ def test_overrides_replace_in_place_append_to_their_section_or_add_one():
 def test_host_overrides_win_over_stack_ones_option_by_option():
     merged = render.merged_overrides({"DEFAULT": {"debug": False, "a": 1}}, {"DEFAULT": {"debug": True}})
     assert merged == {"DEFAULT": {"debug": True, "a": 1}}
+
+
+def test_rabbitmq_hashes_a_password_as_rabbitmq_does():
+    from components.rabbitmq import definitions, password_hash
+
+    # RabbitMQ's documented example ("Computing Password Hashes"): salt 908DC60A, password test12.
+    assert password_hash("test12", bytes.fromhex("908DC60A")) == "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"
+    assert definitions("pw") == definitions("pw") != definitions("pw2")  # the same on every run; no password in it
+    assert "a-rabbit-password-1" not in definitions("a-rabbit-password-1")

@@ -112,13 +112,14 @@ def test_bad_config_registers_nothing():
         run_program(dict(GOOD, managementCidr="10.9.0.0/24"))
 
 
-def test_a_lab_suite_this_machine_has_no_mirror_for_stops_before_anything_is_registered(monkeypatch):
+def test_a_lab_on_a_machine_without_a_debian_archive_stops_before_anything_is_registered(monkeypatch):
     from components.config import ConfigError
     from components.providers import lab as labp
 
-    monkeypatch.setattr(labp, "host_apt_sources", lambda: {"/etc/apt/sources.list": "deb http://mirror.invalid/debian trixie main\n"})
+    third_party = {"/etc/apt/sources.list": "deb http://thirdparty.invalid/apt cloud-sdk-bookworm main\n"}
+    monkeypatch.setattr(labp, "host_apt_sources", lambda: third_party)
     raw = {k: v for k, v in GOOD.items() if k != "ssh"} | {"lab": {"bridge": "osdtest0"}}
-    with pytest.raises(ConfigError, match=r"^openstack-deploy:lab.suite: 'bookworm': this machine's apt sources name no"):
+    with pytest.raises(ConfigError, match=r"^openstack-deploy:lab.suite: 'trixie': this machine's apt sources name no"):
         run_program(raw)
 
 
@@ -132,6 +133,14 @@ def test_a_key_of_another_namespace_is_an_error():
 
     with pytest.raises(ConfigError, match=r"^openstak-deploy:region: unknown namespace 'openstak-deploy'"):
         config.load()
+
+
+def test_every_step_on_a_host_carries_the_stacks_deadlines():
+    mocks, cloud = run_program(dict(GOOD, deadlines={"command": 900}))
+    steps = [r for r in mocks.resources if r.typ.startswith("pulumi-python:dynamic/remote:")]
+    assert steps and all(plain(r.inputs["connection"])["deadlines"] == {"command": 900} for r in steps)
+    mocks, _ = run_program(GOOD)  # none set: the connection is as before (the kinds' defaults apply)
+    assert not [r for r in mocks.resources if "deadlines" in (plain(r.inputs.get("connection")) or {})]
 
 
 def test_hosts_summary_names_address_and_roles():

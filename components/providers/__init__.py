@@ -18,6 +18,7 @@ STABLE = (
     "components.providers.lab.NodeRootfsProvider",
     "components.providers.lab.PackageCacheProvider",
     "components.providers.mariadb._DatabaseProvider",
+    "components.providers.release._ReleaseProvider",
     "components.providers.remote._AccessProvider",
     "components.providers.remote._CommandProvider",
     "components.providers.remote._FileProvider",

@@ -164,14 +164,24 @@ def host_apt_sources() -> dict[str, str]:
     return texts
 
 
+# Debian's release codenames: a suite named by one (with -updates, -security...) is a Debian archive's.
+DEBIAN_CODENAMES = ("buster", "bullseye", "bookworm", "trixie", "forky", "duke")
+
+
 def debian_sources(texts: Mapping[str, str], suite: str) -> list[dict[str, Any]]:
-    """The Debian archives in the host's apt sources (one-line and deb822 formats) whose suites start with
-    `suite`: [{"uri": ..., "suites": [...], "components": [...]}]. Third-party repositories are left out."""
+    """The Debian archives in the host's apt sources (one-line and deb822 formats), for `suite` whatever suite the
+    host itself runs: each archive's suites with the host's codename replaced (bookworm-security: trixie-security),
+    as a Debian mirror serves every release: [{"uri": ..., "suites": [...], "components": [...]}]. Third-party
+    repositories are left out."""
     found: list[dict[str, Any]] = []
 
     def add(uri: str, suites: list[str], components: list[str]) -> None:
-        suites = [s for s in suites if s.split("-")[0] == suite]
+        mapped = [suite + s[len(s.split("-")[0]):] for s in suites if s.split("-")[0] in DEBIAN_CODENAMES]
+        suites = list(dict.fromkeys(mapped))
         if suites and "main" in components and uri.startswith(("http://", "https://")):
+            for same in (f for f in found if f["uri"] == uri.rstrip("/")):  # (both bookworm and trixie listed)
+                same["suites"] = list(dict.fromkeys(same["suites"] + suites))
+                return
             found.append({"uri": uri.rstrip("/"), "suites": suites, "components": ["main"]})
 
     for name, text in sorted(texts.items()):

@@ -34,7 +34,10 @@ def session(conn: dict, socket_path: str, dial_timeout=None) -> Iterator[pymysql
     channel = client.get_transport().open_session()  # type: ignore[union-attr]
     try:
         channel.exec_command(f"exec socat STDIO UNIX-CONNECT:{shlex.quote(socket_path)}")
-        db = pymysql.connect(user="root", password="", defer_connect=True, autocommit=True, charset="utf8mb4")
+        # No TLS: the session is already a channel of the SSH connection (and PyMySQL would try TLS whenever the
+        # server offers it, as MariaDB 11 does, and fail to wrap a channel that is not a socket).
+        db = pymysql.connect(user="root", password="", defer_connect=True, autocommit=True, charset="utf8mb4",
+                             ssl_disabled=True)
         try:
             db.connect(sock=channel)
         except pymysql.err.OperationalError as e:

@@ -89,18 +89,39 @@ def read_on(conn: dict, command: str, stdin: Optional[str] = None, timeout: floa
     return when_readable(conn, read)
 
 
-def run_on(conn: dict, script: str, stdin: Optional[str], what: str, timeout: float = 1800) -> ssh.Result:
-    result = ssh.execute(conn, f"sh -ec {shlex.quote(script)}", stdin=stdin, timeout=timeout)
-    if result.exit_status != 0:  # what went wrong: the output's end (tools such as dpkg say why on stdout)
-        tail = "\n".join((result.stdout.strip().splitlines()[-8:] + result.stderr.strip().splitlines())[-15:])
-        raise RemoteError(f"{ssh.describe(conn)}: {what} failed (exit {result.exit_status}): {tail}")
+# How long a step may run on a host, by kind, in seconds; a stack's `deadlines` (carried in the connection) wins,
+# then a step's own. At its deadline the host's own `timeout` stops the step and everything it started.
+DEADLINES = {"command": 1800, "packages": 3600, "file": 300}
+DEADLINE_EXIT = (124, 137)  # `timeout`: the step was stopped (TERM, or KILL 10 s later)
+
+
+def deadline(conn: dict, kind: str, own: Optional[float] = None) -> float:
+    return float((conn.get("deadlines") or {}).get(kind) or own or DEADLINES[kind])
+
+
+def _tail(result: ssh.Result) -> str:
+    """The end of a step's output: tools such as dpkg say why on stdout."""
+    return "\n".join((result.stdout.strip().splitlines()[-8:] + result.stderr.strip().splitlines())[-15:])
+
+
+def run_on(conn: dict, script: str, stdin: Optional[str], what: str, kind: str = "command",
+           timeout: Optional[float] = None) -> ssh.Result:
+    seconds = deadline(conn, kind, timeout)
+    command = f"timeout -k 10 {seconds:.0f} sh -ec {shlex.quote(script)}"
+    started = time.monotonic()
+    result = ssh.execute(conn, command, stdin=stdin, timeout=seconds + 30)
+    if result.exit_status in DEADLINE_EXIT and time.monotonic() - started >= seconds:
+        raise RemoteError(f"{ssh.describe(conn)}: {what} did not finish within its deadline of {seconds:.0f}s and was "
+                          f"stopped there ({kind} steps: `deadlines.{kind}` in the stack config): {_tail(result)}")
+    if result.exit_status != 0:
+        raise RemoteError(f"{ssh.describe(conn)}: {what} failed (exit {result.exit_status}): {_tail(result)}")
     return result
 
 
-def undo_on(conn: dict, script: str, stdin: Optional[str], what: str) -> None:
+def undo_on(conn: dict, script: str, stdin: Optional[str], what: str, kind: str = "command") -> None:
     if conn.get("disposable"):
         return  # a disposable lab node: its whole disk is deleted with it
-    run_on(conn, script, stdin, what)
+    run_on(conn, script, stdin, what, kind)
 
 
 # What of a connection is compared: another host replaces a step; anything else is a change of state only. A
@@ -210,7 +231,7 @@ class _CommandProvider(HostStepProvider):
     changes_in_place = ("create", "stdin", "triggers")
 
     def _do(self, props: dict[str, Any], script: str, what: str) -> dict[str, Any]:
-        result = run_on(props["connection"], script, props.get("stdin"), what, float(props.get("timeout") or 1800))
+        result = run_on(props["connection"], script, props.get("stdin"), what, timeout=props.get("timeout"))
         return dict(props, stdout=result.stdout if props.get("keep_stdout") else None)
 
     def create(self, props):
@@ -301,7 +322,7 @@ class _FileProvider(HostStepProvider):
     def _write(self, props, version: int):
         p = shlex.quote(props["path"])
         script = f"install -D -m {props['mode']} -o {shlex.quote(props['owner'])} -g {shlex.quote(props['group'])} /dev/stdin {p}"
-        run_on(props["connection"], script, props["content"], f"write {props['path']}")
+        run_on(props["connection"], script, props["content"], f"write {props['path']}", "file")
         return dict(props, version=version)
 
     def create(self, props):
@@ -322,7 +343,7 @@ class _FileProvider(HostStepProvider):
         return ReadResult(id_=id_, outs=dict(outs, **fact))
 
     def delete(self, _id, props):
-        undo_on(props["connection"], f"rm -f {shlex.quote(props['path'])}", None, f"remove {props['path']}")
+        undo_on(props["connection"], f"rm -f {shlex.quote(props['path'])}", None, f"remove {props['path']}", "file")
 
 
 class RemoteFile(Resource, module="remote", name="File"):
@@ -374,9 +395,10 @@ class _PackagesProvider(HostStepProvider):
 
     def _install(self, props, gone=()):
         if gone:
-            run_on(props["connection"], props["remove"].format(packages=_names(gone)), None, "remove " + " ".join(gone))
+            run_on(props["connection"], props["remove"].format(packages=_names(gone)), None, "remove " + " ".join(gone),
+                   "packages")
         run_on(props["connection"], props["install"].format(packages=_names(props["packages"])), None, "install",
-               timeout=3600)
+               "packages")
         return dict(props, installed=sorted(props["packages"]))
 
     def create(self, props):
@@ -403,7 +425,7 @@ class _PackagesProvider(HostStepProvider):
 
     def delete(self, _id, props):
         undo_on(props["connection"], props["remove"].format(packages=_names(props["packages"])), None,
-                "remove packages")
+                "remove packages", "packages")
 
 
 class PackageSet(Resource, module="remote", name="Packages"):

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+from typing import Optional
 
 import pytest
 import yaml
@@ -23,20 +24,23 @@ SPARE = {"compute2": "10.67.0.12"}  # a compute host that tests add and remove
 # OS release check, /etc/hosts
 # block, name check). Tests of the lab's own life cycle and of the building blocks target these only; the
 # services have their own tests (test_cloud.py).
-LAB = ["**lab-**", "**::lab", "**::cloud", "**cloud-passwords**"]
+LAB = ["**lab-**", "**::lab", "**::cloud", "**cloud-passwords**", "**::cloud-release"]
 HOST_PREP = LAB + ["**::cloud-controller", "**::cloud-compute1", "**-ssh", "**-os-release", "**-etc-hosts",
                    "**-name-check"]
 
 
 @contextlib.contextmanager
-def lab_stack(project, disposable: bool = True):
+def lab_stack(project, disposable: bool = True, release: Optional[str] = None):
     """The lab stack for this test's project, destroyed afterwards whatever happened (the machine left clean).
-    `disposable=False`: nodes that behave like an operator's hosts (every undo runs on destroy)."""
+    `disposable=False`: nodes that behave like an operator's hosts (every undo runs on destroy); `release`: another
+    than the lab stack file's."""
     work, _ = project
     with open(work / "stacks" / "Pulumi.lab.yaml") as f:
         doc = yaml.safe_load(f)
     doc.pop("encryptionsalt", None)
     doc["config"]["openstack-deploy:managementCidr"] = "10.67.0.0/24"
+    if release:
+        doc["config"]["openstack-deploy:release"] = release
     doc["config"]["openstack-deploy:lab"] = {"bridge": BRIDGE, **({} if disposable else {"disposable": False})}
     doc["config"]["openstack-deploy:ssh"] = {"dialTimeout": 30}  # a host that is down fails a run in 30 s
     doc["config"]["openstack-deploy:hosts"] = [

@@ -172,14 +172,18 @@ CASES = [  # (what, keys to set on BASE (or on LAB with lab=True), the error lin
     ("an unknown key of a host", {f"{P}:hosts": compute(role="compute")}, "hosts[1].role: unknown key"),
     ("an unknown release", {f"{P}:release": "antelope"}, "release: 'antelope' is not shipped by platform debian"),
     ("a release YAML reads as a number", {f"{P}:release": "2023.1"}, "release: '2023.1' is not shipped"),
+    ("a deadline of an unknown step kind", {f"{P}:deadlines": "{service: 60}"},
+     "deadlines.service: unknown key (allowed: command, packages, file)"),
+    ("a deadline YAML reads as a boolean", {f"{P}:deadlines": "{command: true}"},
+     "deadlines.command: a boolean is not a number of seconds"),
     ("an unknown virt type", {f"{P}:virtType": "xen"}, "virtType: 'xen' is not one of auto, kvm, qemu"),
 ]
 LAB_CASES = [  # on LAB
     ("an SSH user in a lab", ssh("{user: root}"), "ssh.user: unknown key (allowed: dialTimeout)"),
     ("an SSH port in a lab", ssh("{port: 2222}"), "ssh.port: unknown key (allowed: dialTimeout)"),
     ("an SSH key in a lab", ssh("{privateKeyFile: KEYS/good}"), "ssh.privateKeyFile: unknown key"),
-    ("a lab suite of another release", {f"{P}:lab": "{bridge: osdbad0, suite: trixie}"},
-     "lab.suite: 'trixie' does not ship release zed"),
+    ("a lab suite of another release", {f"{P}:lab": "{bridge: osdbad0, suite: bookworm}"},
+     "lab.suite: 'bookworm' does not ship release 2025.1"),
     ("a lab bridge name too long", {f"{P}:lab": "{bridge: br-lab-name-too-long}"}, "lab.bridge: 'br-lab-name-too-long'"),
     ("a lab bridge YAML reads as a boolean", {f"{P}:lab": "{bridge: true}"}, "lab.bridge: must be a string, got a boolean"),
     ("a lab's disposable written as a string", {f"{P}:lab": '{bridge: osdbad0, disposable: "false"}'},
@@ -248,3 +252,26 @@ def test_each_malformed_config_fails_with_one_line_naming_the_key_and_registers_
         elif len(errors) != 1 or "\n" in errors[0] or not errors[0].startswith(expected):
             wrong.append(f"{what}: {errors}")
     assert wrong == [], "\n".join(wrong)
+
+
+def test_a_changed_release_stops_the_run_with_one_line_before_any_host_is_touched(project):
+    work, _ = project
+    folder = work.parent / "keys"
+    key_files(folder)
+    cli(project, "stack", "init", "moved")
+    path = work / "stacks" / "Pulumi.moved.yaml"
+    salt = yaml.safe_load(path.read_text()).get("encryptionsalt")
+    text = "".join(f"  {k}: {v.replace('KEYS', str(folder))}\n" for k, v in BASE.items())
+    path.write_text(f"config:\n  {P}:release: zed\n{text}encryptionsalt: {salt}\n")
+    cli(project, "up", "--stack", "moved", "--yes", "--skip-preview", "--target", "**::cloud-release")  # "deployed"
+    path.write_text(path.read_text().replace(f"{P}:release: zed", f'{P}:release: "2025.1"'))
+    for command in (["preview"], ["up", "--yes", "--skip-preview"]):
+        result = cli(project, *command, "--stack", "moved", "--json", check=False)
+        assert result.returncode != 0
+        events = json.loads(result.stdout) if command == ["preview"] else {"diagnostics": [
+            json.loads(line)["diagnosticEvent"] for line in result.stdout.splitlines() if '"diagnosticEvent"' in line]}
+        errors = [d["message"].strip() for d in events.get("diagnostics", []) if d.get("severity") == "error"]
+        assert len(errors) == 1 and "\n" not in errors[0] and (  # (the engine's words around the provider's)
+            f"{P}:release: this stack's cloud runs zed; changing it to 2025.1 in place is not supported" in errors[0]), errors
+    state = json.loads(cli(project, "stack", "export", "--stack", "moved").stdout)["deployment"]["resources"]
+    assert not [r["urn"] for r in state if "/remote:" in r["type"] or "/lab:" in r["type"]]  # no host was touched

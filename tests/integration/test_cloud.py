@@ -40,7 +40,7 @@ def is_lab(resource) -> bool:
     destroy, so the hosts can be looked at after the cloud is gone."""
     kind = resource["type"]
     return (kind.startswith(("pulumi-python:dynamic/lab:", "pulumi:providers:pulumi-python", "pulumi:pulumi:Stack"))
-            or kind in ("openstack-deploy:index:Cloud", "openstack-deploy:lab:Lab")
+            or kind in ("openstack-deploy:index:Cloud", "openstack-deploy:lab:Lab", "pulumi-python:dynamic/cloud:Release")
             or resource["urn"].endswith("::lab-ssh-key"))
 
 

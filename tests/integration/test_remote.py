@@ -1,4 +1,7 @@
-"""The remote building blocks against a real lab node: files and commands, their facts, drift and undo."""
+"""The remote building blocks against a real lab node: files and commands, their facts, drift and undo, and a
+step stopped at its deadline."""
+
+import time
 
 from components.providers import remote
 from tests.integration.labstack import LAB, NODES, lab, private_key  # noqa: F401  (lab is a fixture)
@@ -41,3 +44,22 @@ def test_remote_file_and_command_read_the_host_and_undo(lab):  # noqa: F811
         assert str(e) == f"root@{NODES['controller']}:22: a failing step failed (exit 4): boom"
     else:
         raise AssertionError("a failing step did not raise")
+
+
+def test_a_step_that_hangs_is_stopped_at_its_deadline_with_what_it_said(lab):  # noqa: F811
+    lab.up(target=LAB)
+    conn = {"host": NODES["controller"], "private_key": private_key(lab), "name": "controller",
+            "deadlines": {"command": 5}}
+    started = time.monotonic()
+    try:
+        remote.run_on(conn, "echo waiting for a password; sleep 600 & sleep 601", "pw", "a hanging step")
+    except remote.RemoteError as e:
+        message = str(e)
+    else:
+        raise AssertionError("a hanging step returned")
+    assert time.monotonic() - started < 30
+    assert message.startswith(f"controller (root@{NODES['controller']}:22): a hanging step did not finish within its "
+                              "deadline of 5s and was stopped there (command steps: `deadlines.command`")
+    assert message.endswith(": waiting for a password")
+    left = remote.run_on(dict(conn, deadlines={}), "pgrep -f 'sleep 60[01]' || true", None, "look").stdout
+    assert left.strip() == ""  # the step and what it started are gone from the host

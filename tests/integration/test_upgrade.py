@@ -1,5 +1,6 @@
 """A lab stack deployed by the previous release (main before the issue on real hosts) is previewed, refreshed,
-updated and destroyed by this one, in place: scripts/upgrade has nothing to do for it, the first `up` records
+updated and destroyed by this one, in place: scripts/upgrade only keeps its release (zed, while the stack file now
+names 2025.1), the first `up` records
 what this release keeps (pinned host keys, write counts instead of hashes) and restarts each service once, the
 services keep authenticating, and the next `up` changes nothing. The stack of the release before the
 `openstack` plugin has its own path (scripts/upgrade moves its Keystone entities): README, "Upgrading"."""
@@ -12,6 +13,7 @@ import tarfile
 
 import pytest
 from keystoneauth1 import session
+from pulumi import automation as auto
 from keystoneauth1.identity import v3
 
 from tests.integration.conftest import PROGRAM, ROOT, copy_program, make_project, remove_program
@@ -40,12 +42,16 @@ def test_a_stack_of_the_previous_release_is_previewed_refreshed_updated_and_dest
     project = make_project(tmp_path, env)
     work, _ = project
     checkout_program(BEFORE, work)
-    with lab_stack(project) as s:
+    with lab_stack(project, release="zed") as s:  # (the previous release deployed only zed)
         assert s.up().summary.result == "succeeded"  # the whole cloud, by the previous release
 
         copy_program(work)
+        # The pulled stack file names the new default release; the stack keeps the one it runs (the guard starts there).
+        s.set_config("openstack-deploy:release", auto.ConfigValue(value="2025.1"))
         logged = []
-        assert not upgrade.upgrade(s, str(tmp_path / "adopt.json"), log=logged.append)  # nothing to migrate
+        assert upgrade.upgrade(s, str(tmp_path / "adopt.json"), log=logged.append)  # no Keystone entity to move
+        assert s.get_config("openstack-deploy:release").value == "zed" and "this stack runs zed" in logged[0], logged
+        assert not upgrade.upgrade(s, str(tmp_path / "adopt.json"), log=logged.append)  # once done, nothing to do
         s.preview(refresh=True)
         s.refresh()
         changes = s.up().summary.resource_changes
