@@ -213,16 +213,21 @@ def key_files(folder) -> None:
                                                                   serialization.PublicFormat.OpenSSH))
 
 
-def preview(project, index: int, lab: bool, keys: dict, folder) -> tuple[list, list]:
-    """(the steps the preview registered, its error lines) for one stack file."""
+def stack_file(project, name: str, values: dict, folder):
+    """A new stack whose file holds `values` (YAML flow text; KEYS: the key files' folder); the file's path."""
     work, _ = project
-    name = f"bad{index}"
     cli(project, "stack", "init", name)
     path = work / "stacks" / f"Pulumi.{name}.yaml"
     salt = yaml.safe_load(path.read_text()).get("encryptionsalt") if path.exists() else None
-    values = {**(LAB if lab else BASE), **keys}
     text = "".join(f"  {k}: {v.replace('KEYS', str(folder))}\n" for k, v in values.items())
     path.write_text("config:\n" + text + (f"encryptionsalt: {salt}\n" if salt else ""))
+    return path
+
+
+def preview(project, index: int, lab: bool, keys: dict, folder) -> tuple[list, list]:
+    """(the steps the preview registered, its error lines) for one stack file."""
+    name = f"bad{index}"
+    stack_file(project, name, {**(LAB if lab else BASE), **keys}, folder)
     result = cli(project, "preview", "--stack", name, "--json", check=False)
     assert result.returncode != 0, result.stdout[-2000:]
     if not result.stdout.strip():  # the CLI itself refused the stack file, before any program ran
@@ -258,11 +263,7 @@ def test_a_changed_release_stops_the_run_with_one_line_before_any_host_is_touche
     work, _ = project
     folder = work.parent / "keys"
     key_files(folder)
-    cli(project, "stack", "init", "moved")
-    path = work / "stacks" / "Pulumi.moved.yaml"
-    salt = yaml.safe_load(path.read_text()).get("encryptionsalt")
-    text = "".join(f"  {k}: {v.replace('KEYS', str(folder))}\n" for k, v in BASE.items())
-    path.write_text(f"config:\n  {P}:release: zed\n{text}encryptionsalt: {salt}\n")
+    path = stack_file(project, "moved", {f"{P}:release": "zed", **BASE}, folder)
     targets = [arg for glob in ("**::cloud", "**cloud-passwords**", "**::cloud-release") for arg in ("--target", glob)]
     cli(project, "up", "--stack", "moved", "--yes", "--skip-preview", *targets)  # "deployed": its hosts need not exist
     path.write_text(path.read_text().replace(f"{P}:release: zed", f'{P}:release: "2025.1"'))
