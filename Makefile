@@ -9,4 +9,4 @@ lab: bootstrap
 	@scripts/lab up
 
 test: bootstrap
-	@venv/bin/python -m pytest -q tests
+	@venv/bin/python -m pytest -q --durations=25 tests
