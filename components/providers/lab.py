@@ -384,6 +384,12 @@ class NodeRootfsProvider(_Provider):
             with open(hosts, "w") as f:
                 f.write(f"127.0.0.1\tlocalhost\n127.0.1.1\t{props['hostname']}\n\n"
                         "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+        # This machine's kernel has no loadable modules, and a node could not load one anyway: Debian 13's systemd runs
+        # systemd-modules-load in the node (it keeps CAP_SYS_MODULE), which fails and leaves the node "degraded".
+        masked = f"{root}/etc/systemd/system/systemd-modules-load.service"
+        if not os.path.lexists(masked):
+            os.makedirs(os.path.dirname(masked), exist_ok=True)
+            os.symlink("/dev/null", masked)
         os.chmod(f"{root}/root/.ssh", 0o700)
         os.chmod(f"{root}/root/.ssh/authorized_keys", 0o600)
         with open(f"{root}/etc/machine-id") as f:
