@@ -29,6 +29,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 
 from .profiles import PROFILES, Profile
+from .providers import lab as labp
 from .providers import ssh as sshp
 
 PROJECT = "openstack-deploy"
@@ -313,8 +314,9 @@ def _ssh(value: Any, lab: bool) -> SshSpec:
     return SshSpec(user=user, port=port, private_key=key, dial_timeout=timeout)
 
 
-def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str], machine: Optional[str]) -> tuple[HostSpec, ...]:
-    """`machine`: in a lab, the nodes' machine name with `{}` for the host's name."""
+def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str],
+           lab_stack: Optional[str]) -> tuple[HostSpec, ...]:
+    """`lab_stack`: in a lab, the stack whose name the nodes' machine names carry."""
     if not isinstance(value, list) or not value:
         raise _fail("hosts", "must be a non-empty list of hosts")
     hosts: list[HostSpec] = []
@@ -328,9 +330,9 @@ def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str], mac
             raise _fail(f"{key}.name", "is required")
         name = _host_name(item["name"], f"{key}.name")
         key = f"hosts[{i}] ({name})"
-        if machine and not _MACHINE.fullmatch(machine.format(name)):
-            raise _fail(f"{key}.name", f"the lab's machine name {machine.format(name)!r} is longer than systemd-nspawn "
-                                       "allows (64): shorten the host or the stack name")
+        if lab_stack and not _MACHINE.fullmatch(labp.machine_name(lab_stack, name)):
+            raise _fail(f"{key}.name", f"the lab's machine name {labp.machine_name(lab_stack, name)!r} is longer than "
+                                       "systemd-nspawn allows (64): shorten the host or the stack name")
         if name in names:
             raise _fail(key, f"duplicate host name {name!r} (also hosts[{names[name]}])")
         names[name] = i
@@ -340,8 +342,8 @@ def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str], mac
         if ipaddress.IPv4Address(address) not in cidr:
             raise _fail(f"{key}.address", f"{address} is outside managementCidr {cidr}")
         if ipaddress.IPv4Address(address) in (cidr.network_address, cidr.broadcast_address):
-            raise _fail(f"{key}.address", f"{address} is the {'network' if address == str(cidr.network_address) else 'broadcast'} "
-                                          f"address of managementCidr {cidr}, not a host's")
+            which = "network" if address == str(cidr.network_address) else "broadcast"
+            raise _fail(f"{key}.address", f"{address} is the {which} address of managementCidr {cidr}, not a host's")
         if address == reserved:
             raise _fail(f"{key}.address", f"{address} is reserved for the lab host's bridge")
         if address in addresses:
@@ -426,9 +428,9 @@ def parse(raw: Mapping[str, Any], stack: str = "lab") -> CloudConfig:
     ssh = _ssh(raw.get("ssh", {}), lab=lab is not None)
     if "hosts" not in raw:
         raise _fail("hosts", "is required")
-    if lab and not _MACHINE.fullmatch(f"osd-{stack}"):
+    if lab and not _MACHINE.fullmatch(labp.machine_name(stack, "")):
         raise _fail("lab", f"the stack name {stack!r} cannot name the lab's machines (letters, digits, '-')")
-    hosts = _hosts(raw["hosts"], cidr, bridge_address, f"osd-{stack}-{{}}" if lab else None)
+    hosts = _hosts(raw["hosts"], cidr, bridge_address, stack if lab else None)
     controllers = [h.name for h in hosts if h.has("controller")]
     if not controllers:
         raise _fail("hosts", "no host has the controller role")
@@ -467,8 +469,6 @@ def load() -> CloudConfig:
     namespace (a misspelt `openstak-deploy:`, or a provider's, which this program's explicit providers never
     read) is an error too. A lab needs a Debian archive in the machine's own apt sources (the nodes' mirror)."""
     from pulumi.runtime import config as runtime_config
-
-    from .providers import lab as labp
 
     prefix = f"{PROJECT}:"
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())

@@ -52,9 +52,7 @@ class Lab(pulumi.ComponentResource):
         lab_dir = os.path.join(args.cache_root, "lab")
         stack_dir = os.path.join(lab_dir, "stacks", args.stack)
 
-        sources = labp.debian_sources(args.apt_sources, spec.suite)
-        if not sources:
-            raise pulumi.RunError(f"lab: the host's apt sources name no Debian {spec.suite} archive to mirror")
+        sources = labp.debian_sources(args.apt_sources, spec.suite)  # (some: config.load checks it first)
 
         packages = labp.HostPackages(f"{name}-host-packages", HOST_PACKAGES,
                                      opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
@@ -92,7 +90,7 @@ class Lab(pulumi.ComponentResource):
         for host in cfg.hosts:
             node_opts = pulumi.ResourceOptions(parent=self)
             tag = hashlib.sha256(f"{args.stack}/{host.name}".encode()).hexdigest()[:8]
-            machine = f"osd-{args.stack}-{host.name}"
+            machine = labp.machine_name(args.stack, host.name)
             network = labp.NodeNetwork(
                 f"{name}-{host.name}-network",
                 {

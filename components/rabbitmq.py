@@ -43,8 +43,8 @@ def definitions(password: str) -> str:
     with a salt derived from the password, so that the same password gives the same definitions on every run."""
     salt = hmac.new(password.encode(), b"openstack-deploy rabbitmq salt", hashlib.sha256).digest()[:4]
     return json.dumps({
-        "users": [{"name": USER, "password_hash": password_hash(password, salt), "hashing_algorithm": "rabbit_password_hashing_sha256",
-                   "tags": ""}],
+        "users": [{"name": USER, "password_hash": password_hash(password, salt),
+                   "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ""}],
         "permissions": [{"user": USER, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
     })
 

@@ -33,6 +33,8 @@ from components.profiles import PROFILES  # noqa: E402
 
 OLD_ENTITY = "pulumi-python:dynamic/keystone:Entity"
 OLD_SESSION = "pulumi-python:dynamic/keystone:AdminSession"
+RELEASE_GUARD = "pulumi-python:dynamic/cloud:Release"
+EARLIER = "zed"  # the only release the versions before the release guard deployed
 
 
 def _plain(value):
@@ -118,17 +120,11 @@ def _seconds(result: auto.UpResult) -> str:
     return f"{(result.summary.end_time - result.summary.start_time).total_seconds():.1f} s"
 
 
-RELEASE_GUARD = "pulumi-python:dynamic/cloud:Release"
-
-
 def _config(s: auto.Stack, key: str):
     try:
         return s.get_config(f"{PROJECT}:{key}").value
     except auto.CommandError:
         return None
-
-
-EARLIER = "zed"  # the only release the versions before the release guard deployed
 
 
 def deployed_before_the_guard(deployment: dict) -> bool:
@@ -137,34 +133,33 @@ def deployed_before_the_guard(deployment: dict) -> bool:
                                               for k in kinds)
 
 
-def keep_release(s: auto.Stack, log=print) -> bool:
+def keep_release(s: auto.Stack, deployment: dict, log=print) -> bool:
     """Names the deployed release in the config of a stack deployed before the release guard; False if not needed."""
-    if not deployed_before_the_guard(s.export_stack().deployment):
+    if not deployed_before_the_guard(deployment):
         return False
-    release = EARLIER
     configured = _config(s, "release") or next(iter(PROFILES[_config(s, "platform") or "debian"].releases))
-    if release == configured:
+    if configured == EARLIER:
         return False
-    s.set_config(f"{PROJECT}:release", auto.ConfigValue(value=release))
-    log(f"upgrade: this stack runs {release}: its config now names it ({PROJECT}:release: {release}, was "
+    s.set_config(f"{PROJECT}:release", auto.ConfigValue(value=EARLIER))
+    log(f"upgrade: this stack runs {EARLIER}: its config now names it ({PROJECT}:release: {EARLIER}, was "
         f"{configured}); a new release is a new stack (README, 'Releases')")
     return True
 
 
 def upgrade(s: auto.Stack, plan_file: str, log=print) -> bool:
     """Carries the migrations out on stack `s`; False when there was nothing to do."""
-    kept = keep_release(s, log)
-    return migrate_entities(s, plan_file, log) or kept
+    exported = s.export_stack()
+    kept = keep_release(s, exported.deployment, log)
+    return migrate_entities(s, exported, plan_file, log) or kept
 
 
-def migrate_entities(s: auto.Stack, plan_file: str, log=print) -> bool:
+def migrate_entities(s: auto.Stack, exported: auto.Deployment, plan_file: str, log=print) -> bool:
     """Moves Keystone's entities to the openstack provider; False when there is nothing to move."""
     if os.path.exists(plan_file):  # a run cut short: the state is already without the old entries
         with open(plan_file) as f:
             adopt = json.load(f)
         log(f"upgrade: resuming ({len(adopt)} Keystone entities to import)")
     else:
-        exported = s.export_stack()
         urns, adopt = plan(exported.deployment)
         if not urns:
             return False

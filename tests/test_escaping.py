@@ -146,7 +146,7 @@ def check_everywhere(password: str, region: str, option_value) -> None:
     for c in commands:
         shlex.split(c["create"])  # every command line parses as a shell would split it
         subprocess.run(["sh", "-n", "-c", c["create"]], check=True)
-        if c["create"].startswith("IFS= read -r ") or "IFS= read -r " in c["create"].split(";")[0]:
+        if "IFS= read -r " in c["create"].split(";")[0]:
             assert read_on_stdin(c["create"], c["stdin"]).rstrip("\n") == password
         if "--bootstrap-region-id" in c["create"]:
             words = shlex.split(c["create"].split(";", 2)[-1])

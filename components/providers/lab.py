@@ -8,8 +8,8 @@ kill took away and brings it back; each `delete` leaves nothing behind.
 
 from __future__ import annotations
 
-import hashlib
 import glob
+import hashlib
 import json
 import os
 import re
@@ -152,6 +152,11 @@ class BridgeProvider(_Provider):
     def delete(self, _id, props):
         if sh("ip", "link", "show", props["name"], check=False).returncode == 0:
             sh("ip", "link", "del", props["name"])
+
+
+def machine_name(stack: str, host: str) -> str:
+    """The systemd-nspawn machine (and network namespace) of a lab node."""
+    return f"osd-{stack}-{host}"
 
 
 def host_apt_sources() -> dict[str, str]:
