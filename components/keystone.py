@@ -25,6 +25,9 @@ from .host import Host
 from .profiles import Profile
 from .providers.remote import RemoteCommand
 
+# The logical package sets (profiles.py) this service needs, by role: Keystone brings the web server.
+PACKAGES = {"controller": ("web_server", "keystone")}
+
 
 # Keystone's bootstrap makes the admin role global (no domain: '<<null>>' in its table).
 ADMIN_ROLE_QUERY = "SELECT id FROM keystone.role WHERE name = 'admin' AND domain_id = '<<null>>'"

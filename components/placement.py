@@ -13,6 +13,7 @@ from .blocks.apache import WsgiApp, serve_with_apache
 from .blocks.service import ServiceComponent, ServiceContext
 
 PORT = 8778
+PACKAGES = {"controller": ("placement",)}  # the logical package sets (profiles.py) by role
 
 
 @dataclass(frozen=True)
