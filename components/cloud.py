@@ -2,7 +2,7 @@
 
 Hosts first (names, then packages), then on the controller MariaDB, RabbitMQ, memcached and Keystone,
 then Glance, Placement and Nova, then Nova on every compute host and the controller's discover_hosts, then
-Neutron (its server and network node on the controller, its linuxbridge agent on every host).
+Neutron (its server and network node on the controller, Open vSwitch and its agent on every host).
 Every later service takes what it needs from those (a database server, the transport URL, the admin
 cloud) as data, so Pulumi's dependency graph is the install order.
 """

@@ -107,7 +107,7 @@ class Lab(pulumi.ComponentResource):
                     "bridge": spec.bridge,
                     "address_cidr": f"{host.address}/{prefix}",
                     "gateway": gateway,
-                    # The second interface (no address: the linuxbridge agent bridges it) on the provider bridge.
+                    # The second interface (no address: Open vSwitch bridges it) on the provider bridge.
                     **({"provider_veth": f"osp{tag}", "provider_bridge": spec.provider_bridge,
                         "provider_interface": host.provider_interface} if provider_bridge else {}),
                 },

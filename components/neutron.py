@@ -1,15 +1,17 @@
 """Neutron, the network service, following the seeds and the install guide's self-service option: on the
 controller its database, its Keystone registration (network, port 9696), neutron.conf and ml2_conf.ini,
 `neutron-db-manage upgrade heads`, the API (uwsgi) and RPC server, and the network node's DHCP, L3 and
-metadata agents; on every host the linuxbridge agent (VXLAN over the management network, the flat provider
-network on the host's provider interface). Compute hosts get RabbitMQ only: no database, no Keystone
-credentials. Units the agents' packages enable that this cloud does not run are masked.
+metadata agents; on every host Open vSwitch, its provider bridge on the host's provider interface, and the
+Open vSwitch agent. Compute hosts get RabbitMQ only: no database, no Keystone credentials. Units the agents'
+packages enable that this cloud does not run are masked.
 
-The mechanism is linuxbridge with l2population: Open vSwitch and OVN need kernel modules this lab's kernel
-does not have (README, "Network design")."""
+The mechanism is Open vSwitch on its userspace datapath, with self-service networks as VLANs of the provider
+network: 2025.1 has no linuxbridge driver any more, and the lab's kernel has no openvswitch module, no VLAN
+module and no tunnels outside the kernel's (README, "Network design"). The same design serves Zed."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -19,25 +21,27 @@ from . import render
 from .blocks.service import ServiceComponent, ServiceContext
 from .blocks.steps import config_file, masked_service, platform_service, restarted_on
 from .host import Host
-from .providers.remote import RemoteFile
+from .providers.remote import RemoteCommand, RemoteFile
 
 PORT = 9696
 # The logical package sets (profiles.py) of each role: the network node's agents run on the controller.
 PACKAGES = {
-    "controller": ("neutron_server", "neutron_network_node", "neutron_linuxbridge"),
-    "compute": ("neutron_linuxbridge",),
+    "controller": ("neutron_server", "neutron_network_node", "neutron_ovs_agent"),
+    "compute": ("neutron_ovs_agent",),
 }
 # The server's daemons besides the API, each restarted on writes of neutron.conf and ml2_conf.ini (a platform
 # that has no periodic-workers daemon for a release runs those tasks in the RPC server).
 SERVER_DAEMONS = ("neutron_rpc_server", "neutron_periodic_workers")
 # Units brought by the agents' packages whose work the agents do themselves, per router or network.
 MASKED = ("keepalived", "radvd", "haproxy")
+PROVIDER_BRIDGE = "br-provider"
+VLAN_RANGE = "1000:1999"  # the self-service networks' VLAN IDs on the provider network (a trunk on real hosts)
 
 
 @dataclass(frozen=True)
 class NeutronArgs:
     ctx: ServiceContext
-    hosts: Sequence[Host]  # every host: each runs the linuxbridge agent
+    hosts: Sequence[Host]  # every host: each runs Open vSwitch and its agent
     db_password: pulumi.Input[str]
     password: pulumi.Input[str]  # the neutron service user's
     nova_password: pulumi.Input[str]  # Neutron tells Nova about ports as the nova user
@@ -70,7 +74,10 @@ class Neutron(ServiceComponent):
             database_url=v[0], transport_url=v[1], auth=v[2], nova_auth=v[3], region=ctx.region,
             workers=args.workers), overrides))
         conf = self.secret_config(profile.path("neutron_conf"), conf_text, group="neutron")
-        ml2 = self.ml2_conf(host, args.physical_network)
+        text = render.render("neutron", "ml2_conf.ini", profile.name, physical_network=args.physical_network,
+                             vlan_range=VLAN_RANGE)
+        ml2 = config_file(f"{self.prefix}-ml2-config", host.connection, profile.path("neutron_ml2_conf"), text,
+                          mode="0640", group="neutron", opts=self.after())
         db_sync = self.run_as(
             "db-sync", "neutron",
             f"neutron-db-manage --config-file {profile.path('neutron_conf')} "
@@ -87,7 +94,20 @@ class Neutron(ServiceComponent):
         masked = [masked_service(f"{self.prefix}-{unit}-off", host.connection, profile.service(unit), opts=self.after())
                   for unit in MASKED]
 
-        # The network node (the controller): DHCP, L3 and metadata agents, each with its own file.
+        # Open vSwitch and its agent on every host (the controller's agent with the server's neutron.conf).
+        switches = {}
+        for h in args.hosts:
+            host_conf = conf
+            if h is not host:
+                agent_conf = pulumi.Output.secret(pulumi.Output.from_input(args.transport_url).apply(
+                    lambda url, h=h: neutron_conf(profile.name, False, dict(transport_url=url),
+                                                  ctx.service_overrides("neutron", h))))
+                host_conf = config_file(f"{self.service_name}-{h.spec.name}-config", h.connection,
+                                        profile.path("neutron_conf"), agent_conf, mode="0640", group="neutron",
+                                        opts=self.after())
+            switches[h.spec.name] = self.switch_agent(h, host_conf, args.physical_network, after=server)
+        # The network node (the controller): DHCP, L3 and metadata agents, each with its own file, plugging their
+        # ports into br-int (made by the host's Open vSwitch agent).
         secret = pulumi.Output.secret(args.metadata_secret)
         metadata_text = pulumi.Output.secret(secret.apply(lambda s: render.render(
             "neutron", "metadata_agent.ini", profile.name, nova_metadata_host=host.spec.name,
@@ -101,40 +121,35 @@ class Neutron(ServiceComponent):
         for service, (step, path, text) in agent_files.items():
             agent_conf = config_file(f"{self.prefix}-{step}-agent-config", host.connection, profile.path(path), text,
                                      mode="0640", group="neutron", opts=self.after())
-            after = [*server, *masked, agent_conf, *(args.after if step == "metadata" else ())]
+            after = [*server, *masked, agent_conf, switches[host.spec.name], *(args.after if step == "metadata" else ())]
             agents.append(platform_service(f"{self.prefix}-{step}-agent", host.connection, profile, service,
                                            triggers=restarted_on(conf, agent_conf), opts=self.after(*after)))
 
-        # The linuxbridge agent on every host (the controller's with the server's neutron.conf).
-        bridges = []
-        for h in args.hosts:
-            if h is host:
-                bridges.append(self.linuxbridge_agent(h, conf, ml2, args.physical_network, after=server))
-                continue
-            agent_conf = pulumi.Output.secret(pulumi.Output.from_input(args.transport_url).apply(
-                lambda url, h=h: neutron_conf(profile.name, False, dict(transport_url=url),
-                                              ctx.service_overrides("neutron", h))))
-            host_conf = config_file(f"{self.service_name}-{h.spec.name}-config", h.connection,
-                                    profile.path("neutron_conf"), agent_conf, mode="0640", group="neutron",
-                                    opts=self.after())
-            bridges.append(self.linuxbridge_agent(h, host_conf, self.ml2_conf(h, args.physical_network),
-                                                  args.physical_network, after=server))
-        self.ready = [*server, *agents, *bridges]
+        self.ready = [*server, *agents, *switches.values()]
         self.register_outputs({})
 
-    def ml2_conf(self, host: Host, physical_network: str) -> RemoteFile:
-        """ml2_conf.ini: the server reads it, and Debian's linuxbridge agent on every host too."""
-        text = render.render("neutron", "ml2_conf.ini", self.profile.name, physical_network=physical_network)
-        return config_file(f"{self.service_name}-{host.spec.name}-ml2-config", host.connection,
-                           self.profile.path("neutron_ml2_conf"), text, mode="0640", group="neutron", opts=self.after())
-
-    def linuxbridge_agent(self, host: Host, conf: RemoteFile, ml2: RemoteFile, physical_network: str,
-                          after: Sequence[pulumi.Resource]) -> pulumi.Resource:
-        profile, prefix = self.profile, f"{self.service_name}-{host.spec.name}"
-        text = render.render("neutron", "linuxbridge_agent.ini", profile.name, physical_network=physical_network,
-                             provider_interface=host.spec.provider_interface, local_ip=host.address)
-        agent_conf = config_file(f"{prefix}-linuxbridge-config", host.connection,
-                                 profile.path("neutron_linuxbridge_conf"), text, mode="0640", group="neutron",
-                                 opts=self.after())
-        return platform_service(f"{prefix}-linuxbridge-agent", host.connection, profile, "neutron_linuxbridge_agent",
-                                triggers=restarted_on(conf, ml2, agent_conf), opts=self.after(agent_conf, *after))
+    def switch_agent(self, host: Host, conf: RemoteFile, physical_network: str,
+                     after: Sequence[pulumi.Resource]) -> pulumi.Resource:
+        """Open vSwitch on `host`, its provider bridge (`br-provider` with the host's provider interface, on the
+        userspace datapath like br-int) when it has one, and the Open vSwitch agent."""
+        profile, prefix, conn = self.profile, f"{self.service_name}-{host.spec.name}", host.connection
+        switch = platform_service(f"{prefix}-openvswitch", conn, profile, "openvswitch", opts=self.after())
+        interface = host.spec.provider_interface
+        bridge = []
+        if interface:
+            b, i = PROVIDER_BRIDGE, shlex.quote(interface)
+            bridge = [RemoteCommand(
+                f"{prefix}-provider-bridge", connection=conn,
+                create=f"ovs-vsctl --may-exist add-br {b} -- set bridge {b} datapath_type=netdev "
+                       f"-- --may-exist add-port {b} {i} && ip link set {i} up && ip link set {b} up",
+                delete=f"ovs-vsctl --if-exists del-br {b}",
+                check=f"test \"$(ovs-vsctl iface-to-br {i})\" = {b} && "
+                      f"test \"$(ovs-vsctl get bridge {b} datapath_type)\" = netdev",
+                opts=self.after(switch))]
+        text = render.render("neutron", "openvswitch_agent.ini", profile.name, physical_network=physical_network,
+                             provider_bridge=PROVIDER_BRIDGE if interface else None)
+        agent_conf = config_file(f"{prefix}-ovs-agent-config", conn, profile.path("neutron_ovs_conf"), text,
+                                 mode="0640", group="neutron", opts=self.after())
+        return platform_service(f"{prefix}-ovs-agent", conn, profile, "neutron_openvswitch_agent",
+                                triggers=restarted_on(conf, agent_conf),
+                                opts=self.after(agent_conf, switch, *bridge, *after))

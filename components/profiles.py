@@ -106,7 +106,7 @@ DEBIAN = Profile(
         # Debian runs Neutron's API under uwsgi (neutron-api) and its RPC workers apart (neutron-rpc-server).
         "neutron_server": ("neutron-api", "neutron-rpc-server"),
         "neutron_network_node": ("neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent"),
-        "neutron_linuxbridge": ("neutron-linuxbridge-agent",),
+        "neutron_ovs_agent": ("neutron-openvswitch-agent", "openvswitch-switch"),
     },
     services={
         "mariadb": "mariadb",
@@ -135,7 +135,8 @@ DEBIAN = Profile(
         "neutron_dhcp_agent": "neutron-dhcp-agent",
         "neutron_l3_agent": "neutron-l3-agent",
         "neutron_metadata_agent": "neutron-metadata-agent",
-        "neutron_linuxbridge_agent": "neutron-linuxbridge-agent",
+        "neutron_openvswitch_agent": "neutron-openvswitch-agent",
+        "openvswitch": "openvswitch-switch",
         # Brought by the agents' packages and enabled there; the agents run their own instances of each
         # (per router or network, in its namespace), so the system-wide units are masked.
         "keepalived": "keepalived",
@@ -166,7 +167,7 @@ DEBIAN = Profile(
         "neutron_api_defaults": "/etc/default/neutron-server",
         "neutron_conf": "/etc/neutron/neutron.conf",
         "neutron_ml2_conf": "/etc/neutron/plugins/ml2/ml2_conf.ini",
-        "neutron_linuxbridge_conf": "/etc/neutron/plugins/ml2/linuxbridge_agent.ini",
+        "neutron_ovs_conf": "/etc/neutron/plugins/ml2/openvswitch_agent.ini",
         "neutron_dhcp_conf": "/etc/neutron/dhcp_agent.ini",
         "neutron_l3_conf": "/etc/neutron/l3_agent.ini",
         "neutron_metadata_conf": "/etc/neutron/metadata_agent.ini",

@@ -75,7 +75,7 @@ SYNTAX = {
     "nova/nova-compute.conf": "oslo",
     "neutron/neutron.conf": "oslo",
     "neutron/ml2_conf.ini": "oslo",
-    "neutron/linuxbridge_agent.ini": "oslo",
+    "neutron/openvswitch_agent.ini": "oslo",
     "neutron/dhcp_agent.ini": "oslo",
     "neutron/l3_agent.ini": "oslo",
     "neutron/metadata_agent.ini": "oslo",

@@ -68,9 +68,8 @@ CASES = {
     ("uwsgi", "api.ini"): UWSGI_API,
     ("uwsgi", "api.default"): dict(init_script="nova-api", ini_path="/etc/nova/nova-api-uwsgi.ini"),
     ("neutron", "neutron.conf"): NEUTRON_SERVER,
-    ("neutron", "ml2_conf.ini"): dict(physical_network="provider"),
-    ("neutron", "linuxbridge_agent.ini"): dict(physical_network="provider", provider_interface="eth1",
-                                               local_ip="10.0.0.10"),
+    ("neutron", "ml2_conf.ini"): dict(physical_network="provider", vlan_range="1000:1999"),
+    ("neutron", "openvswitch_agent.ini"): dict(physical_network="provider", provider_bridge="br-provider"),
     ("neutron", "dhcp_agent.ini"): dict(),
     ("neutron", "l3_agent.ini"): dict(),
     ("neutron", "metadata_agent.ini"): dict(nova_metadata_host="controller", nova_metadata_port=8775,
@@ -90,13 +89,12 @@ VARIANTS = {
                                                     wsgi_file="/usr/bin/neutron-api", port=9696,
                                                     defaults_path="/etc/default/neutron-server"),
     ("neutron", "neutron.conf", "agent"): NEUTRON | dict(server=False),
-    ("neutron", "linuxbridge_agent.ini", "no-provider"): dict(physical_network="provider", provider_interface=None,
-                                                             local_ip="10.0.0.11"),
+    ("neutron", "openvswitch_agent.ini", "no-provider"): dict(physical_network="provider", provider_bridge=None),
 }
 INI = {("mariadb", "openstack.cnf"), ("keystone", "keystone.conf"), ("glance", "glance-api.conf"),
        ("placement", "placement.conf"), ("nova", "nova.conf"), ("nova", "nova-compute.conf"),
        ("uwsgi", "api.ini"), ("neutron", "neutron.conf"), ("neutron", "ml2_conf.ini"),
-       ("neutron", "linuxbridge_agent.ini"), ("neutron", "dhcp_agent.ini"), ("neutron", "l3_agent.ini"),
+       ("neutron", "openvswitch_agent.ini"), ("neutron", "dhcp_agent.ini"), ("neutron", "l3_agent.ini"),
        ("neutron", "metadata_agent.ini")}
 
 
@@ -163,7 +161,6 @@ LISTENERS = {
     ("uwsgi", "api.ini", "neutron"): ["http-socket = 10.0.0.10:9696"],
     ("uwsgi", "api.default", ""): ['DAEMON_ARGS="--ini /etc/nova/nova-api-uwsgi.ini"'],
     ("uwsgi", "api.default", "metadata"): ['DAEMON_ARGS="--ini /etc/nova/nova-api-metadata-uwsgi.ini"'],
-    ("neutron", "linuxbridge_agent.ini", ""): ["local_ip = 10.0.0.10"],
     ("nova", "nova.conf", ""): ["server_listen = $my_ip", "novncproxy_host = $my_ip"],
     ("nova", "nova.conf", "compute"): ["server_listen = $my_ip"],
 }
@@ -205,7 +202,6 @@ def test_an_agent_hosts_neutron_conf_holds_no_database_or_keystone_credentials()
     parser.read_string(render.render("neutron", "neutron.conf", "debian", **VARIANTS[("neutron", "neutron.conf", "agent")]))
     assert not {"database", "keystone_authtoken", "nova"} & set(parser.sections())
     assert parser["DEFAULT"]["transport_url"].startswith("rabbit://")
-    assert parser["experimental"]["linuxbridge"] == "true"
     server = configparser.ConfigParser(interpolation=None)
     server.read_string(render.render("neutron", "neutron.conf", "debian", **CASES[("neutron", "neutron.conf")]))
     assert server["DEFAULT"]["notify_nova_on_port_status_changes"] == "true"  # or servers never become ACTIVE

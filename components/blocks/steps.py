@@ -106,7 +106,7 @@ def as_user(user: str, command: str) -> str:
 
 def http_answers(address: str, port: int, what: str, seconds: int = 120) -> str:
     """Shell that waits until something answers HTTP on `address:port` (any status), failing with `what`."""
-    return wait_until(f"curl -s -o /dev/null http://{address}:{port}/", seconds, f"{what} (port {port})")
+    return wait_until(f"curl -s -m 5 -o /dev/null http://{address}:{port}/", seconds, f"{what} (port {port})")
 
 
 def wait_until(condition: str, seconds: int, what: str) -> str:

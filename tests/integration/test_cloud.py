@@ -1,6 +1,6 @@
 """The cloud from bare lab nodes with the real engine, deployed once for this module on nodes that behave like an
-operator's hosts (`lab.disposable: false`: every undo runs): Keystone, Glance, Placement and Nova on the
-controller, nova-compute on the compute node. Checked on the controller with the admin-openrc and from this
+operator's hosts (`lab.disposable: false`: every undo runs): Keystone, Glance, Placement, Nova and Neutron on the
+controller, nova-compute and Neutron's linuxbridge agent on the compute node. Checked on the controller with the admin-openrc and from this
 machine with the exported clouds.yaml; then a second run changes nothing, drift of every kind is previewed
 exactly as `up --refresh` then repairs it (the parity table), a host that does not answer or offers another key
 is named, and one Nova option restarts only Nova's services. The teardown destroys the cloud but not the nodes,
@@ -30,6 +30,9 @@ CHAINS = [
     ["nova-database", "nova-controller-config", "nova-controller-api-db-sync", "nova-controller-cell0",
      "nova-controller-cell1", "nova-controller-db-sync", "nova-controller-conductor",
      "nova-compute-compute1-service", "nova-controller-discover-hosts"],
+    ["neutron-database", "neutron-controller-config", "neutron-controller-db-sync", "neutron-controller-api",
+     "neutron-compute1-ovs-agent"],
+    ["nova-controller-metadata-api", "neutron-controller-metadata-agent"],
 ]
 ADMIN = ". /root/admin-openrc && openstack"
 ADDRESSES = {address: node for node, address in NODES.items()}
@@ -74,7 +77,7 @@ def leftovers_on(node, key, files, units, packages) -> list[str]:
         "case $s in enabled|masked|static|alias) echo unit $u $s;; esac; systemctl is-active -q $u && echo running $u; done; "
         f"dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\n' {' '.join(sorted(packages))} 2>/dev/null "
         "| awk '$2 == \"installed\" {print \"package \" $1}'; "
-        "for d in keystone glance placement nova nova_api nova_cell0; do [ -d /var/lib/mysql/$d ] && echo database $d; done; "
+        "for d in keystone glance placement nova nova_api nova_cell0 neutron; do [ -d /var/lib/mysql/$d ] && echo database $d; done; "
         "grep -q '^# BEGIN openstack-deploy' /etc/hosts && echo etc-hosts block; "
         "[ -e /etc/keystone/fernet-keys ] && echo file /etc/keystone/fernet-keys; true"
     )
@@ -156,7 +159,7 @@ def connect(up, tmp_path) -> openstack.connection.Connection:
 def test_the_catalog_has_identity_image_placement_and_compute_with_three_interfaces_each(cloud):
     _, _, _, key = cloud
     catalog = json.loads(on("controller", key, f"{ADMIN} catalog list -f json"))
-    assert sorted(entry["Type"] for entry in catalog) == ["compute", "identity", "image", "placement"]
+    assert sorted(entry["Type"] for entry in catalog) == ["compute", "identity", "image", "network", "placement"]
     for entry in catalog:
         interfaces = sorted(e["interface"] for e in entry["Endpoints"])
         assert interfaces == ["admin", "internal", "public"], entry
@@ -246,11 +249,30 @@ def test_nova_runs_on_both_sides_and_sees_the_compute_node(cloud):
     assert "cgroup_controllers = [ ]" in on("compute1", key, "cat /etc/libvirt/qemu.conf")
 
 
+# Neutron's agents as `network agent list` names them, by host: the network node's on the controller, the
+# Open vSwitch agent on every host.
+AGENTS = {("Open vSwitch agent", "controller"), ("DHCP agent", "controller"), ("L3 agent", "controller"),
+          ("Metadata agent", "controller"), ("Open vSwitch agent", "compute1")}
+
+
+def test_every_network_agent_is_alive_and_the_api_answers_on_the_management_address(cloud):
+    _, _, _, key = cloud
+    agents = json.loads(on("controller", key, f"{ADMIN} network agent list -f json"))
+    assert {(a["Agent Type"], a["Host"]) for a in agents} == AGENTS, agents
+    assert all(a["Alive"] in (True, ":-)") and a["State"] in (True, "UP") for a in agents), agents
+    listening = on("controller", key, "ss -Hltn | awk '{print $4}'").split()
+    assert f"{NODES['controller']}:9696" in listening, listening
+    # The nodes' /proc/sys/net is writable (routers forward; ports set their IPv6 options).
+    on("controller", key, "sysctl -qw net.ipv4.conf.all.forwarding=$(sysctl -n net.ipv4.conf.all.forwarding)")
+
+
 def test_no_compute_host_holds_database_credentials(cloud):
     _, _, _, key = cloud
     conf = on("compute1", key, "cat /etc/nova/nova.conf")
     assert "[database]" not in conf and "[api_database]" not in conf and "mysql" not in conf
     assert on("compute1", key, "stat -c '%a %U %G' /etc/nova/nova.conf") == "640 root nova"
+    conf = on("compute1", key, "cat /etc/neutron/neutron.conf")
+    assert "[database]" not in conf and "mysql" not in conf and "keystone_authtoken" not in conf
 
 
 # Units the packages enable that are not running after a deploy, and rightly so: they do their work at boot
@@ -295,8 +317,10 @@ def test_a_dropped_grant_is_drift_and_up_refresh_puts_it_back(cloud):
 
 SERVICES = {  # node: units whose restarts are watched
     "controller": ("nova-api", "nova-api-metadata", "nova-scheduler", "nova-conductor", "nova-novncproxy",
-                   "apache2", "glance-api", "mariadb", "rabbitmq-server", "memcached"),
-    "compute1": ("nova-compute", "libvirtd"),
+                   "apache2", "glance-api", "mariadb", "rabbitmq-server", "memcached", "neutron-api",
+                   "neutron-rpc-server", "neutron-periodic-workers", "neutron-dhcp-agent", "neutron-l3-agent",
+                   "neutron-metadata-agent", "neutron-openvswitch-agent", "openvswitch-switch"),
+    "compute1": ("nova-compute", "libvirtd", "neutron-openvswitch-agent", "openvswitch-switch"),
 }
 
 
