@@ -479,9 +479,10 @@ class NodeProvider(_Provider):
     node's init, which ends every process of the node.
     """
 
-    # `writable_api_vfs`: what of /proc/sys the node may write (nspawn's SYSTEMD_NSPAWN_API_VFS_WRITABLE), read
-    # at boot only.
-    replace_on = ("machine", "root", "netns", "writable_api_vfs")
+    replace_on = ("machine", "root", "netns")
+    # Read at boot only: a change reboots the node in place (the same machine and disk, as a real host's reboot).
+    # `writable_api_vfs`: what of /proc/sys the node may write (nspawn's SYSTEMD_NSPAWN_API_VFS_WRITABLE).
+    boot_settings = ("writable_api_vfs",)
 
     def identity(self, props):
         return props["machine"]
@@ -512,7 +513,9 @@ class NodeProvider(_Provider):
         return dict(props, pid=proc.pid)
 
     def update(self, _id, olds, news):
-        # Only settings that need no reboot reach here (the rest replace): keep the running boot.
+        if any(olds.get(k) != news.get(k) for k in self.boot_settings):
+            return UpdateResult(outs=self.apply(dict(news, pid=olds.get("pid"))))
+        # Settings that need no reboot: keep the running boot.
         return UpdateResult(outs=dict(news, pid=olds["pid"]))
 
     def exists(self, props):
