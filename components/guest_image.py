@@ -53,6 +53,7 @@ MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_
 # a gzip'd initramfs.
 KERNEL_BUILT_IN = ("CONFIG_PACKET", "CONFIG_UNIX", "CONFIG_INET", "CONFIG_DEVTMPFS", "CONFIG_UNIX98_PTYS",
                    "CONFIG_SERIAL_8250_CONSOLE", "CONFIG_BLK_DEV_INITRD", "CONFIG_RD_GZIP", "CONFIG_TMPFS")
+ARCHITECTURES = ("amd64", "all")  # the guest's (a package of another one of this machine's architectures never fits)
 LIBRARY_DIR = "lib/x86_64-linux-gnu"  # in the guest; one of the dynamic loader's default directories
 LIBRARY_SEARCH = (LIBRARY_DIR, "usr/lib/x86_64-linux-gnu", "lib", "usr/lib", "lib64")  # in the packages
 
@@ -187,10 +188,10 @@ def _c_string(data: bytes, offset: int) -> str:
     return data[offset:data.index(b"\0", offset)].decode()
 
 
-def elf_dynamic(data: bytes) -> tuple[Optional[str], list[str]]:
+def elf_dynamic(data: bytes, name: str = "file") -> tuple[Optional[str], list[str]]:
     """(program interpreter, NEEDED sonames) of a 64-bit little-endian ELF executable or library."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        raise GuestImageError("not a 64-bit little-endian ELF file")
+        raise GuestImageError(f"{name}: not a 64-bit little-endian ELF file")
     phoff, = struct.unpack_from("<Q", data, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
     loads, dynamic, interpreter = [], None, None
@@ -214,7 +215,7 @@ def elf_dynamic(data: bytes) -> tuple[Optional[str], list[str]]:
         elif tag == 5:  # DT_STRTAB (an address)
             strtab = next((value - v + o for v, o, size in loads if v <= value < v + size), None)
     if needed and strtab is None:
-        raise GuestImageError("ELF file with NEEDED entries but no string table")
+        raise GuestImageError(f"{name}: NEEDED entries but no string table")
     return interpreter, [_c_string(data, strtab + n) for n in needed]
 
 
@@ -395,7 +396,8 @@ def apt_show(names: Sequence[str]) -> dict[str, Package]:
         raise GuestImageError(f"apt-cache show: {e}") from None
     found: dict[str, Package] = {}
     for fields in parse_records(text):
-        if fields.get("Package") in names and fields["Package"] not in found and "SHA256" in fields:
+        if (fields.get("Package") in names and fields["Package"] not in found and "SHA256" in fields
+                and fields.get("Architecture") in ARCHITECTURES):
             found[fields["Package"]] = package_from_record(fields)
     missing = [n for n in names if n not in found]
     if missing:
@@ -403,7 +405,10 @@ def apt_show(names: Sequence[str]) -> dict[str, Package]:
     return found
 
 
-def resolve(show: Callable[[Sequence[str]], dict[str, Package]] = apt_show) -> tuple[Package, Package, Package, list[Package]]:
+Resolution = tuple[Package, Package, Package, list[Package]]  # kernel metapackage, kernel, busybox, dropbear's
+
+
+def resolve(show: Callable[[Sequence[str]], dict[str, Package]] = apt_show) -> Resolution:
     """(kernel metapackage, kernel, busybox, [dropbear and the packages of its libraries]): one `apt-cache`
     call per level of dependencies (each call costs about 1.5 s on this machine, apt's cache being off)."""
     first = show([KERNEL_PACKAGE, BUSYBOX_PACKAGE, DROPBEAR_PACKAGE])
@@ -503,7 +508,7 @@ def follow(files: Mapping[str, DebFile], path: str) -> Optional[str]:
 
 def shared_libraries(files: Mapping[str, DebFile], binary: str) -> tuple[str, dict[str, bytes]]:
     """(interpreter, {soname: content}) of everything `binary` loads, found in `files`."""
-    interpreter, needed = elf_dynamic(files[binary].data)
+    interpreter, needed = elf_dynamic(files[binary].data, binary)
     if interpreter is None:
         raise GuestImageError(f"{binary} has no program interpreter")
     queue, libraries = list(needed) + [posixpath.basename(interpreter)], {}
@@ -515,7 +520,7 @@ def shared_libraries(files: Mapping[str, DebFile], binary: str) -> tuple[str, di
         if found is None:
             raise GuestImageError(f"{binary} needs {soname}, which no package of its Depends ships")
         libraries[soname] = files[found].data
-        queue.extend(elf_dynamic(libraries[soname])[1])
+        queue.extend(elf_dynamic(libraries[soname], found)[1])
     return interpreter, libraries
 
 
@@ -561,7 +566,8 @@ def read_kernel(deb: str) -> Kernel:
 
 def guest_sources() -> dict[str, bytes]:
     """What the image is made of besides the packages: this module and every file in templates/guest/."""
-    sources = {"components/guest_image.py": open(__file__, "rb").read()}
+    with open(__file__, "rb") as f:
+        sources = {"components/guest_image.py": f.read()}
     for name in sorted(os.listdir(GUEST_DIR)):
         with open(os.path.join(GUEST_DIR, name), "rb") as f:
             sources[f"templates/guest/{name}"] = f.read()
@@ -569,7 +575,8 @@ def guest_sources() -> dict[str, bytes]:
 
 
 def initramfs_entries(kernel: Kernel, busybox: bytes, dropbear: bytes, interpreter: str,
-                      libraries: Mapping[str, bytes], release_text: str, guest_files: Mapping[str, bytes]) -> list[Entry]:
+                      libraries: Mapping[str, bytes], release_text: str,
+                      guest_files: Mapping[str, bytes]) -> list[Entry]:
     entries = [
         symlink("init", "bin/busybox"),  # the kernel runs /init: busybox's init, which reads /etc/inittab
         regular("bin/busybox", busybox, 0o755),
@@ -643,9 +650,9 @@ def _cached(path: str, manifest_path: str) -> Optional[Image]:
     return Image(path=path, built=False, **manifest)
 
 
-def _resolution(images_dir: str) -> tuple[Package, Package, Package, list[Package]]:
-    """`resolve`, remembered for as long as apt's lists and configuration stay as they are (apt-cache costs
-    seconds here; the lookup of a cached image should not)."""
+def _resolution(debs_dir: str) -> Resolution:
+    """`resolve`, remembered beside the downloads for as long as apt's lists, configuration and the installed
+    packages stay as they are (apt-cache costs seconds here; the lookup of a cached image should not)."""
     state = hashlib.sha256()
     for pattern in ("/var/lib/apt/lists/*", "/etc/apt/**/*", "/var/lib/dpkg/status"):
         for p in sorted(glob.glob(pattern, recursive=True)):
@@ -654,7 +661,7 @@ def _resolution(images_dir: str) -> tuple[Package, Package, Package, list[Packag
             except OSError:
                 continue
             state.update(f"{p} {s.st_size} {s.st_mtime_ns}\n".encode())
-    memo = os.path.join(images_dir, f"apt-{state.hexdigest()[:16]}.json")
+    memo = os.path.join(debs_dir, f"apt-{state.hexdigest()[:16]}.json")
     try:
         with open(memo) as f:
             saved = json.load(f)
@@ -663,7 +670,7 @@ def _resolution(images_dir: str) -> tuple[Package, Package, Package, list[Packag
     except (OSError, ValueError, TypeError):
         pass
     meta, kernel, busybox, dropbear = resolve()
-    for old in glob.glob(os.path.join(images_dir, "apt-*.json")):
+    for old in glob.glob(os.path.join(debs_dir, "apt-*.json")):
         os.remove(old)
     _write_atomically(memo, json.dumps([dataclasses.asdict(p) for p in (meta, kernel, busybox, *dropbear)]).encode())
     return meta, kernel, busybox, dropbear
@@ -683,21 +690,23 @@ def build(cache_root: str, progress: Callable[[str], None] = print, *, debs_dir:
     `<cache_root>/images/debs`) keeps the downloaded packages. `force`: build again even if cached, and fail if
     the new image is not byte-identical to the cached one."""
     images_dir = os.path.join(cache_root, "images")
+    debs_dir = debs_dir or os.path.join(images_dir, "debs")
+    os.makedirs(debs_dir, exist_ok=True)
     os.makedirs(images_dir, exist_ok=True)
     for attempt in (1, 2):
         try:
-            return _build(images_dir, debs_dir or os.path.join(images_dir, "debs"), progress, force)
+            return _build(images_dir, debs_dir, progress, force)
         except AptUnavailable:
             if attempt == 2:
                 raise
             apt_update(progress)
-            for memo in glob.glob(os.path.join(images_dir, "apt-*.json")):
+            for memo in glob.glob(os.path.join(debs_dir, "apt-*.json")):
                 os.remove(memo)
     raise AssertionError("unreachable")
 
 
 def _build(images_dir: str, debs_dir: str, progress: Callable[[str], None], force: bool) -> Image:
-    meta, kernel_pkg, busybox_pkg, dropbear_pkgs = _resolution(images_dir)
+    meta, kernel_pkg, busybox_pkg, dropbear_pkgs = _resolution(debs_dir)
     packages = [meta, kernel_pkg, busybox_pkg, *dropbear_pkgs]
     sources = guest_sources()
     key = cache_key(packages, sources)
