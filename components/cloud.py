@@ -2,7 +2,8 @@
 
 Hosts first (names, then packages), then on the controller MariaDB, RabbitMQ, memcached and Keystone,
 then Glance, Placement and Nova, then Nova on every compute host and the controller's discover_hosts, then
-Neutron (its server and network node on the controller, Open vSwitch and its agent on every host).
+Neutron (its server and network node on the controller, Open vSwitch and its agent on every host), and last
+what the stack's `postDeploy` asks for (flavor, image, networks, router, security group, keypair).
 Every later service takes what it needs from those (a database server, the transport URL, the admin
 cloud) as data, so Pulumi's dependency graph is the install order.
 """
@@ -26,6 +27,7 @@ from .nova import Nova, NovaArgs
 from .neutron import Neutron, NeutronArgs
 from .nova_compute import NovaCompute, NovaComputeArgs
 from .passwords import Passwords
+from .post_deploy import PostDeploy, PostDeployArgs
 from .placement import Placement, PlacementArgs
 from .providers.lab import host_apt_sources
 from .providers.release import DeployedRelease
@@ -130,8 +132,7 @@ class Cloud(pulumi.ComponentResource):
                             after=self.nova.ready),
             opts=child,
         )
-        if computes:
-            self.nova.discover_hosts([h.spec.name for h in computes], after=self.nova_compute.services)
+        mapped = [self.nova.discover_hosts([h.spec.name for h in computes], after=self.nova_compute.services)]
         self.neutron = Neutron(
             "neutron",
             NeutronArgs(ctx, hosts=list(self.hosts.values()), db_password=pw["neutron_db"], password=pw["neutron_user"],
@@ -140,6 +141,15 @@ class Cloud(pulumi.ComponentResource):
                         after=[self.nova.metadata_ready]),
             opts=child,
         )
+        self.post_deploy: Optional[PostDeploy] = None
+        if cfg.post_deploy is not None and cfg.provider_network is not None:
+            self.post_deploy = PostDeploy(
+                "post-deploy",
+                PostDeployArgs(identity=self.keystone.identity, spec=cfg.post_deploy, provider_network=cfg.provider_network,
+                               cache_root=cache_root(), stack=pulumi.get_stack(),
+                               after=[*self.nova.ready, *mapped, self.glance.ready, *self.neutron.ready]),
+                opts=child,
+            )
 
         # Exported on every stack: each host's management address and roles.
         self.hosts_summary = {h.name: {"address": h.address, "roles": list(h.roles)} for h in cfg.hosts}

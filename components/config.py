@@ -56,7 +56,7 @@ PASSWORDS = (
     "metadata_secret",
     "horizon_secret_key",
 )
-OBJECT_KEYS = ("hosts", "ssh", "passwords", "overrides", "lab", "deadlines", "providerNetwork")
+OBJECT_KEYS = ("hosts", "ssh", "passwords", "overrides", "lab", "deadlines", "providerNetwork", "postDeploy")
 STEP_KINDS = ("command", "packages", "file")  # `deadlines` (seconds) by kind of remote step
 SCALAR_KEYS = ("platform", "release", "region", "managementCidr", "virtType", "vip")
 _HOST_KEY = re.compile(r"\A(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}( [^\n]*)?\Z")
@@ -134,7 +134,15 @@ class ProviderNetwork:
 
     cidr: ipaddress.IPv4Network
     gateway: str
+    pool: tuple[str, str]  # the addresses Neutron hands out on it (routers' gateways, floating IPs, ports)
     physical_network: str = "provider"  # Neutron's name for it (ml2 flat_networks, the agents' mappings)
+
+
+@dataclass(frozen=True)
+class PostDeploy:
+    """What the install guide's "launch an instance" makes first (components/post_deploy.py)."""
+
+    self_service_cidr: ipaddress.IPv4Network
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,7 @@ class CloudConfig:
     # (DEADLINES in components/providers/remote.py).
     deadlines: Mapping[str, int] = field(default_factory=dict)
     provider_network: Optional[ProviderNetwork] = None
+    post_deploy: Optional[PostDeploy] = None
     # Always None: parse rejects `vip` until high availability is implemented; the endpoints fall back to
     # the controller's address.
     vip: Optional[str] = None
@@ -412,7 +421,7 @@ def _deadlines(value: Any) -> Mapping[str, int]:
 
 def _provider_network(value: Any, management: ipaddress.IPv4Network) -> ProviderNetwork:
     spec = _mapping(value, "providerNetwork")
-    _only(spec, ("cidr", "gateway"), "providerNetwork")
+    _only(spec, ("cidr", "gateway", "pool"), "providerNetwork")
     if "cidr" not in spec:
         raise _fail("providerNetwork.cidr", "is required (the provider network's subnet)")
     cidr = _cidr(spec["cidr"], "providerNetwork.cidr", "a provider network")
@@ -421,7 +430,31 @@ def _provider_network(value: Any, management: ipaddress.IPv4Network) -> Provider
     gateway = _ipv4(spec.get("gateway", str(next(cidr.hosts()))), "providerNetwork.gateway")
     if ipaddress.IPv4Address(gateway) not in cidr or gateway in (str(cidr.network_address), str(cidr.broadcast_address)):
         raise _fail("providerNetwork.gateway", f"{gateway} is not a host address of {cidr}")
-    return ProviderNetwork(cidr=cidr, gateway=gateway)
+    hosts = list(cidr.hosts())
+    pool = _mapping(spec.get("pool", {}), "providerNetwork.pool")
+    _only(pool, ("start", "end"), "providerNetwork.pool")
+    start = _ipv4(pool.get("start", str(hosts[len(hosts) // 2])), "providerNetwork.pool.start")
+    end = _ipv4(pool.get("end", str(hosts[-1])), "providerNetwork.pool.end")
+    for key, address in (("start", start), ("end", end)):
+        if ipaddress.IPv4Address(address) not in hosts:
+            raise _fail(f"providerNetwork.pool.{key}", f"{address} is not a host address of {cidr}")
+    if ipaddress.IPv4Address(start) > ipaddress.IPv4Address(end):
+        raise _fail("providerNetwork.pool", f"starts at {start}, after its end {end}")
+    if ipaddress.IPv4Address(start) <= ipaddress.IPv4Address(gateway) <= ipaddress.IPv4Address(end):
+        raise _fail("providerNetwork.pool", f"{start}-{end} holds the gateway {gateway}")
+    return ProviderNetwork(cidr=cidr, gateway=gateway, pool=(start, end))
+
+
+def _post_deploy(value: Any, provider: Optional[ProviderNetwork], management: ipaddress.IPv4Network) -> PostDeploy:
+    spec = _mapping(value, "postDeploy")
+    _only(spec, ("selfServiceCidr",), "postDeploy")
+    if provider is None:
+        raise _fail("postDeploy", "needs providerNetwork (the router's gateway and the floating IPs are on it)")
+    cidr = _cidr(spec.get("selfServiceCidr", "172.16.1.0/24"), "postDeploy.selfServiceCidr", "a self-service subnet")
+    for other, key in ((provider.cidr, "providerNetwork.cidr"), (management, "managementCidr")):
+        if cidr.overlaps(other):
+            raise _fail("postDeploy.selfServiceCidr", f"{cidr} overlaps {key} {other}")
+    return PostDeploy(self_service_cidr=cidr)
 
 
 def _bridge(value: Any, key: str) -> str:
@@ -509,6 +542,7 @@ def parse(raw: Mapping[str, Any], stack: str = "lab") -> CloudConfig:
         lab=lab,
         deadlines=_deadlines(raw.get("deadlines", {})),
         provider_network=provider,
+        post_deploy=_post_deploy(raw["postDeploy"], provider, cidr) if "postDeploy" in raw else None,
     )
 
 
