@@ -18,7 +18,7 @@ from .config import CloudConfig
 from .providers import lab as labp
 from .providers.generated import GeneratedSshKey
 
-HOST_PACKAGES = ["debootstrap", "systemd-container", "apt-cacher-ng", "iproute2", "openssh-client"]
+HOST_PACKAGES = ["debootstrap", "systemd-container", "apt-cacher-ng", "iproute2", "openssh-client", "iputils-ping"]
 BASE_PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "ca-certificates",
     "iputils-ping", "procps", "curl",

@@ -133,7 +133,19 @@ class Neutron(ServiceComponent):
         """Open vSwitch on `host`, its provider bridge (`br-provider` with the host's provider interface, on the
         userspace datapath like br-int) when it has one, and the Open vSwitch agent."""
         profile, prefix, conn = self.profile, f"{self.service_name}-{host.spec.name}", host.connection
-        switch = platform_service(f"{prefix}-openvswitch", conn, profile, "openvswitch", opts=self.after())
+        service = platform_service(f"{prefix}-openvswitch", conn, profile, "openvswitch", opts=self.after())
+        # The userspace datapath reads ports (taps, veths) through sockets that drop the kernel's note that a
+        # checksum is left to the hardware: a guest's TCP then looks corrupt to its connection tracking (the
+        # security groups) and is dropped. With virtio-net headers on those sockets (OVS's "userspace TSO") it
+        # is not. Read by ovs-vswitchd at start only.
+        offloads = "ovs-vsctl get Open_vSwitch . other_config:userspace-tso-enable 2>/dev/null"
+        switch = RemoteCommand(
+            f"{prefix}-openvswitch-offloads", connection=conn,
+            create=f"ovs-vsctl set Open_vSwitch . other_config:userspace-tso-enable=true && "
+                   f"systemctl restart {shlex.quote(profile.service('openvswitch'))}",
+            delete="ovs-vsctl --if-exists remove Open_vSwitch . other_config userspace-tso-enable || true",
+            check=f"test \"$({offloads})\" = '\"true\"'",
+            opts=self.after(service))
         interface = host.spec.provider_interface
         bridge = []
         if interface:

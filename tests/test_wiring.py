@@ -180,7 +180,7 @@ def test_compute_hosts_run_nova_compute_and_the_network_agent_only_and_hold_no_d
     names = by_name(mocks)
     on_compute = sorted(n for n in names if "-cmp1-" in n and not n.startswith("cloud-cmp1"))
     assert on_compute == sorted(
-        [f"neutron-cmp1-{step}" for step in ("config", "openvswitch", "ovs-agent", "ovs-agent-config")]
+        [f"neutron-cmp1-{step}" for step in ("config", "openvswitch", "openvswitch-offloads", "ovs-agent", "ovs-agent-config")]
         + [f"nova-compute-cmp1-{step}" for step in
            ("config", "driver-config", "facts", "libvirt", "libvirt-guests-off", "qemu-conf", "service")])
     agent = plain(names["neutron-cmp1-config"].inputs["content"])

@@ -25,13 +25,15 @@ def _sha256(path: str) -> Optional[str]:
 
 
 class _GuestImageProvider(Provider):
-    inputs = replace_on = ("cache_root",)
+    # `sources`: the digest of the builder and the guest's files; a change builds a new image (and uploads it).
+    # (New package versions are picked up by a build that runs anyway: a new stack, or the cache purged.)
+    inputs = replace_on = ("cache_root", "sources")
     outputs = ("path", "sha256", "size", "min_ram_mib")
     delete_first = False
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         image = guest_image.build(props["cache_root"], progress=lambda line: print(line, file=sys.stderr))
-        outs = {"cache_root": props["cache_root"], "path": image.path, "sha256": image.sha256, "size": image.size,
+        outs = {"cache_root": props["cache_root"], "sources": props["sources"], "path": image.path, "sha256": image.sha256, "size": image.size,
                 "min_ram_mib": image.min_ram_mib}
         return CreateResult(id_=image.sha256[:16], outs=outs)
 
@@ -50,5 +52,7 @@ class GuestImage(Resource, module="lab", name="GuestImage"):
     min_ram_mib: pulumi.Output[int]
 
     def __init__(self, name: str, cache_root: str, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__(_GuestImageProvider(), name, {"cache_root": os.path.abspath(cache_root), "path": None,
-                                                       "sha256": None, "size": None, "min_ram_mib": None}, opts)
+        sources = guest_image.cache_key((), guest_image.guest_sources())
+        super().__init__(_GuestImageProvider(), name, {"cache_root": os.path.abspath(cache_root), "sources": sources,
+                                                       "path": None, "sha256": None, "size": None, "min_ram_mib": None},
+                         opts)

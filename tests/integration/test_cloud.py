@@ -6,8 +6,10 @@ exactly as `up --refresh` then repairs it (the parity table), a host that does n
 is named, and one Nova option restarts only Nova's services. The teardown destroys the cloud but not the nodes,
 and checks that the hosts are clean (README, "What destroy leaves"), then destroys the nodes."""
 
+import ipaddress
 import json
 import subprocess
+import time
 
 import openstack.config
 import openstack.connection
@@ -16,7 +18,8 @@ import yaml
 from pulumi import automation as auto
 
 from tests.integration.conftest import make_project
-from tests.integration.labstack import NODES, SPARE, lab_stack, on, plaintext, private_key, set_config
+from components.providers import ssh
+from tests.integration.labstack import NODES, PROVIDER_CIDR, SPARE, lab_stack, on, plaintext, private_key, set_config
 
 # The install order the preview of a fresh stack must show, as chains of real dependencies (the seeds' order
 # where one step needs another; independent steps, like Nova's db syncs and Keystone's, run side by side).
@@ -104,7 +107,7 @@ def cloud(tmp_path_factory, env):
                 deleted.add(event.res_outputs_event.metadata.urn)
 
         s.destroy(target=[r["urn"] for r in state if not is_lab(r)], on_event=record)
-        assert len(identity) == 20 and identity <= deleted, sorted(identity - deleted)
+        assert len(identity) == 26 and identity <= deleted, sorted(identity - deleted)
         assert s.export_stack().deployment.get("pending_operations") in (None, [])
         for node, (paths, units, packages) in written.items():
             assert leftovers_on(node, key, paths, units, packages) == [], node
@@ -264,6 +267,70 @@ def test_every_network_agent_is_alive_and_the_api_answers_on_the_management_addr
     assert f"{NODES['controller']}:9696" in listening, listening
     # The nodes' /proc/sys/net is writable (routers forward; ports set their IPv6 options).
     on("controller", key, "sysctl -qw net.ipv4.conf.all.forwarding=$(sysctl -n net.ipv4.conf.all.forwarding)")
+
+
+def answers_ping(address: str, seconds: int) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if subprocess.run(["ping", "-c", "1", "-W", "2", address], capture_output=True).returncode == 0:
+            return True
+        time.sleep(1)
+    return False
+
+
+def test_servers_boot_and_answer_on_a_floating_ip_and_on_the_provider_network(cloud, tmp_path):
+    """The install guide's "launch an instance", from this machine with openstacksdk and the post-deploy resources:
+    one server on the self-service network reached through a floating IP (ping, SSH with the stack's keypair, the
+    metadata service inside it, its console log), one on the provider network reached directly (ping)."""
+    _, _, up, _ = cloud
+    conn = connect(up, tmp_path)
+    image = conn.image.find_image("openstack-deploy-guest", ignore_missing=False)
+    flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+    provider = conn.network.find_network("provider", ignore_missing=False)
+    selfservice = conn.network.find_network("selfservice", ignore_missing=False)
+    common = dict(image_id=image.id, flavor_id=flavor.id, key_name="openstack-deploy",
+                  security_groups=[{"name": "ssh-icmp"}])
+    servers = [conn.compute.create_server(name="test-selfservice", networks=[{"uuid": selfservice.id}], **common),
+               conn.compute.create_server(name="test-provider", networks=[{"uuid": provider.id}], **common)]
+    floating = None
+    try:
+        inside, direct = (conn.compute.wait_for_server(server, wait=300) for server in servers)
+        port = next(conn.network.ports(device_id=inside.id))
+        floating = conn.network.create_ip(floating_network_id=provider.id, port_id=port.id)
+        assert floating.floating_ip_address in ipaddress.ip_network(PROVIDER_CIDR)
+        assert answers_ping(floating.floating_ip_address, 240), floating.floating_ip_address
+        client = ssh.connect({"host": floating.floating_ip_address, "user": "root",
+                              "private_key": up.outputs["server_private_key"].value}, dial_timeout=240)
+        try:
+            meta = ssh.run(client, "curl -s http://169.254.169.254/openstack/latest/meta_data.json", timeout=60)
+            ec2_id = ssh.run(client, "curl -s http://169.254.169.254/latest/meta-data/instance-id", timeout=60)
+        finally:
+            client.close()
+        assert json.loads(meta.stdout)["uuid"] == inside.id, meta
+        assert ec2_id.stdout.strip().startswith("i-"), ec2_id  # (the EC2 API's own ID form)
+        assert "openstack-deploy guest" in conn.compute.get_server_console_output(inside)["output"]
+        address = direct.addresses["provider"][0]["addr"]
+        assert ipaddress.ip_address(address) in ipaddress.ip_network(PROVIDER_CIDR)
+        assert answers_ping(address, 240), address
+    finally:
+        if floating is not None:
+            conn.network.delete_ip(floating)
+        for server in servers:
+            conn.compute.delete_server(server)
+        for server in servers:
+            conn.compute.wait_for_delete(server, wait=120)
+
+
+def test_deleted_networks_a_router_and_a_flavor_are_drift_and_up_refresh_makes_them_again(cloud):
+    s, _, _, key = cloud
+    on("controller", key, f"{ADMIN} router remove subnet router selfservice-v4 && {ADMIN} router delete router && "
+                          f"{ADMIN} network delete selfservice && {ADMIN} flavor delete m1.tiny")
+    drift = s.preview(refresh=True)
+    assert drift.change_summary.get("create") == 5, drift.change_summary  # router, its interface, network, subnet, flavor
+    s.up(refresh=True)
+    assert on("controller", key, f"{ADMIN} router show router -f value -c status") == "ACTIVE"
+    assert "m1.tiny" in on("controller", key, f"{ADMIN} flavor list -f value -c Name").split()
+    s.preview(refresh=True, expect_no_changes=True)
 
 
 def test_no_compute_host_holds_database_credentials(cloud):
