@@ -43,7 +43,7 @@ class _GuestImageProvider(Provider):
         return ReadResult(id_=id_, outs=props)
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        pass  # the cache keeps it for the next stack (scripts/lab purge removes the cache)
+        pass  # the cache keeps it for the next stack (~/.cache/openstack-deploy/images; remove it by hand)
 
 
 class GuestImage(Resource, module="lab", name="GuestImage"):
