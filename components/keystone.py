@@ -130,12 +130,12 @@ class Keystone(pulumi.ComponentResource):
         # a secret input, encrypted in the state). Pulumi takes a provider into every `--target`ed run, so it
         # depends on nothing that such a run may skip (this component, Keystone's steps): the entities wait for
         # Keystone instead, and the provider only authenticates when first used.
-        self.provider = openstack.Provider(
-            f"{name}-openstack", auth_url=self.auth_url, user_name="admin",
-            password=pulumi.Output.secret(args.admin_password), tenant_name="admin", user_domain_name="Default",
-            project_domain_name="Default", region=args.region,
+        settings = dict(
+            auth_url=self.auth_url, user_name="admin", password=pulumi.Output.secret(args.admin_password),
+            tenant_name="admin", user_domain_name="Default", project_domain_name="Default", region=args.region,
             max_retries=5,  # a 5xx while Apache reloads its WSGI daemons (another site added) is retried
         )
+        self.provider = openstack.Provider(f"{name}-openstack", **settings)
         ready = [apache]
         self.service_project = openstack.identity.Project(
             f"{name}-service-project", name="service", domain_id=DOMAIN, description="Service Project",
@@ -150,7 +150,7 @@ class Keystone(pulumi.ComponentResource):
             check=f"test -n \"$({query})\"", keep_stdout=True, opts=after(bootstrap))
         admin_role_id = admin_role.stdout.apply(lambda out: (out or "").strip())
         self.identity = Identity(provider=self.provider, ready=ready, service_project_id=self.service_project.id,
-                                 role_ids={"admin": admin_role_id})
+                                 role_ids={"admin": admin_role_id}, provider_settings=settings)
 
         password = pulumi.Output.from_input(args.admin_password)
         self.admin_openrc = pulumi.Output.secret(password.apply(

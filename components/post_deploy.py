@@ -41,7 +41,8 @@ class PostDeploy(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PostDeployArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:openstack:PostDeploy", name, None, opts)
-        provider, net = args.identity.provider, args.provider_network
+        net = args.provider_network
+        provider = args.identity.another_provider(f"{name}-openstack")
 
         def cloud(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[*args.after, *deps])

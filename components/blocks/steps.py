@@ -53,7 +53,10 @@ def systemd_service(name: str, connection: pulumi.Input[dict], unit: str, trigge
     the files it reads) changes. `ready` is a shell condition waited for with a deadline after each start.
     `reload`: for a unit another step owns (a web server with several sites), reload it and never stop it."""
     u = shlex.quote(unit)
-    start = f"systemctl enable -q {u} && systemctl {'reload-or-restart' if reload else 'restart'} {u}"
+    # A daemon whose first start fails on a dependency that is briefly away (Keystone answering 500 while Apache
+    # reloads) is started again by its unit's restart policy: that counts, within a deadline.
+    settled = wait_until(f"systemctl is-active -q {u}", 90, f"{unit} (started again by systemd)")
+    start = f"systemctl enable -q {u} && {{ systemctl {'reload-or-restart' if reload else 'restart'} {u} || {{ {settled}; }}; }}"
     if ready:
         start += f" && {ready}"
     return RemoteCommand(

@@ -90,7 +90,7 @@ def leftovers_on(node, key, files, units, packages) -> list[str]:
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory, env):
     """(stack, preview of the fresh stack, result of the first up, lab key)."""
-    with lab_stack(make_project(tmp_path_factory.mktemp("cloud"), env), disposable=False) as s:
+    with lab_stack(make_project(tmp_path_factory.mktemp("cloud"), env), disposable=False, post_deploy=True) as s:
         preview = s.preview()
         up = s.up()
         key = private_key(s)
