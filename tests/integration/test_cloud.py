@@ -173,10 +173,12 @@ def test_every_keystone_entity_is_a_pulumi_openstack_resource(cloud):
     state = s.export_stack().deployment["resources"]
     assert [r["type"] for r in state if "keystone" in r["type"] and r["type"].startswith("pulumi-python:")] == []
     kinds = sorted(r["type"].split(":")[-1] for r in state if r["type"].startswith("openstack:identity/"))
-    assert kinds == ["EndpointV3"] * 9 + ["Project"] + ["Role"] + ["RoleAssignment"] * 3 + ["ServiceV3"] * 3 \
-        + ["User"] * 3
-    provider = [r for r in state if r["type"] == "pulumi:providers:openstack"]
-    assert len(provider) == 1 and provider[0]["inputs"]["authUrl"] == f"http://{NODES['controller']}:5000/v3/"
+    assert kinds == ["EndpointV3"] * 12 + ["Project"] + ["Role"] + ["RoleAssignment"] * 4 + ["ServiceV3"] * 4 \
+        + ["User"] * 4
+    # Keystone's, and the post-deploy resources' own (it signs in once their services have endpoints).
+    providers = [r for r in state if r["type"] == "pulumi:providers:openstack"]
+    assert sorted(r["urn"].split("::")[-1] for r in providers) == ["keystone-openstack", "post-deploy-openstack"]
+    assert {r["inputs"]["authUrl"] for r in providers} == {f"http://{NODES['controller']}:5000/v3/"}
 
 
 def test_keystone_drift_made_by_hand_is_previewed_and_repaired(cloud, tmp_path):
