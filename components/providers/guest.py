@@ -46,7 +46,7 @@ class _GuestImageProvider(Provider):
         pass  # the cache keeps it for the next stack (~/.cache/openstack-deploy/images; remove it by hand)
 
 
-class GuestImage(Resource, module="lab", name="GuestImage"):
+class GuestImage(Resource, module="images", name="GuestImage"):
     path: pulumi.Output[str]
     sha256: pulumi.Output[str]
     min_ram_mib: pulumi.Output[int]
