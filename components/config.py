@@ -358,8 +358,9 @@ def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str],
             raise _fail(f"{key}.name", "is required")
         name = _host_name(item["name"], f"{key}.name")
         key = f"hosts[{i}] ({name})"
-        if lab_stack and not _MACHINE.fullmatch(labp.machine_name(lab_stack, name)):
-            raise _fail(f"{key}.name", f"the lab's machine name {labp.machine_name(lab_stack, name)!r} is longer than "
+        machine = labp.machine_name(lab_stack, name) if lab_stack else None
+        if machine and not _MACHINE.fullmatch(machine):
+            raise _fail(f"{key}.name", f"the lab's machine name {machine!r} is longer than "
                                        "systemd-nspawn allows (64): shorten the host or the stack name")
         if name in names:
             raise _fail(key, f"duplicate host name {name!r} (also hosts[{names[name]}])")
