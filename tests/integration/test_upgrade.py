@@ -24,8 +24,9 @@ from pulumi import automation as auto
 from keystoneauth1.identity import v3
 
 from tests.integration.conftest import PROGRAM, ROOT, copy_program, make_project, remove_program
-from tests.integration.labstack import NODES, lab_stack, on, plaintext, private_key
+from tests.integration.labstack import NODES, PROVIDER_CIDR, lab_stack, on, plaintext, private_key, set_config
 
+LAB_STACK_FILE = "stacks/Pulumi.lab.yaml"  # (the old program refuses keys of this one it does not know)
 BEFORE = "e1c0b4d"  # main before the first commit of the issue on real hosts
 SERVICE_USERS = {"glance": "glance_user", "placement": "placement_user", "nova": "nova_user",
                  "neutron": "neutron_user"}
@@ -37,8 +38,8 @@ _spec.loader.exec_module(upgrade)
 
 
 def checkout_program(commit: str, work) -> None:
-    """The program files of `commit` in place of the project's (its stack config stays)."""
-    archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", commit, *PROGRAM],
+    """The program files of `commit` and its lab stack file in place of the project's."""
+    archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", commit, *PROGRAM, LAB_STACK_FILE],
                              capture_output=True, check=False)
     if archive.returncode != 0:
         pytest.fail(f"git archive {commit} failed (a shallow clone?): {archive.stderr.decode().strip()}")
@@ -57,6 +58,7 @@ def test_a_stack_of_the_previous_release_is_previewed_refreshed_updated_and_dest
         copy_program(work)
         # The pulled stack file names the new default release; the stack keeps the one it runs (the guard starts there).
         s.set_config("openstack-deploy:release", auto.ConfigValue(value="2025.1"))
+        set_config(s, "openstack-deploy:providerNetwork", {"cidr": PROVIDER_CIDR})  # new with Neutron
         logged = []
         assert upgrade.upgrade(s, str(tmp_path / "adopt.json"), log=logged.append)  # no Keystone entity to move
         assert s.get_config("openstack-deploy:release").value == "zed" and "this stack runs zed" in logged[0], logged
