@@ -10,6 +10,7 @@ cloud) as data, so Pulumi's dependency graph is the install order.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import pulumi
@@ -106,20 +107,22 @@ class Cloud(pulumi.ComponentResource):
             public_auth_url=self.keystone.auth_url, memcache_servers=self.memcached.servers,
             public_host=cfg.vip or controller.address, overrides=cfg.overrides,
         )
-        self.glance = Glance("glance", GlanceArgs(ctx, db_password=pw["glance_db"], password=pw["glance_user"]),
-                             opts=child)
         self.placement = Placement(
             "placement",
             PlacementArgs(ctx, db_password=pw["placement_db"], password=pw["placement_user"],
-                          web_server=[self.keystone.ready]),
+                          web_server=self.keystone.web_server),
             opts=child,
         )
+        # Placement's site reloads the web server Keystone runs in: every later Keystone sign-in waits for that.
+        ctx = dataclasses.replace(ctx, identity=ctx.identity.after(self.placement.web_server))
+        self.glance = Glance("glance", GlanceArgs(ctx, db_password=pw["glance_db"], password=pw["glance_user"]),
+                             opts=child)
         self.nova = Nova(
             "nova",
             NovaArgs(ctx, db_password=pw["nova_db"], password=pw["nova_user"], transport_url=self.rabbitmq.transport_url,
                      glance_url=self.glance.url, placement_password=pw["placement_user"],
                      network_password=pw["neutron_user"], metadata_secret=pw["metadata_secret"],
-                     after=[self.glance.ready, self.placement.ready]),
+                     after=[self.glance.ready, *self.placement.ready]),
             opts=child,
         )
         computes = [self.hosts[h.name] for h in cfg.with_role("compute")]
@@ -145,7 +148,7 @@ class Cloud(pulumi.ComponentResource):
         if cfg.post_deploy is not None and cfg.provider_network is not None:
             self.post_deploy = PostDeploy(
                 "post-deploy",
-                PostDeployArgs(identity=self.keystone.identity, spec=cfg.post_deploy, provider_network=cfg.provider_network,
+                PostDeployArgs(identity=ctx.identity, spec=cfg.post_deploy, provider_network=cfg.provider_network,
                                cache_root=cache_root(), stack=pulumi.get_stack(),
                                after=[*self.nova.ready, *mapped, self.glance.ready, *self.neutron.ready]),
                 opts=child,

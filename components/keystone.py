@@ -133,7 +133,7 @@ class Keystone(pulumi.ComponentResource):
         settings = dict(
             auth_url=self.auth_url, user_name="admin", password=pulumi.Output.secret(args.admin_password),
             tenant_name="admin", user_domain_name="Default", project_domain_name="Default", region=args.region,
-            max_retries=5,  # a 5xx while Apache reloads its WSGI daemons (another site added) is retried
+            max_retries=5,  # a refused connection (Apache restarting) is retried; a 500 is not: see web_server
         )
         self.provider = openstack.Provider(f"{name}-openstack", **settings)
         ready = [apache]
@@ -151,6 +151,9 @@ class Keystone(pulumi.ComponentResource):
         admin_role_id = admin_role.stdout.apply(lambda out: (out or "").strip())
         self.identity = Identity(provider=self.provider, ready=ready, service_project_id=self.service_project.id,
                                  role_ids={"admin": admin_role_id}, provider_settings=settings)
+        # Where a later site on the same web server may reload it: once Keystone answers and its own entities are
+        # made (a reload restarts Keystone's WSGI daemons; a sign-in at that moment gets a 500).
+        self.web_server = [apache, self.service_project, self.user_role]
 
         password = pulumi.Output.from_input(args.admin_password)
         self.admin_openrc = pulumi.Output.secret(password.apply(

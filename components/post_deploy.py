@@ -24,6 +24,9 @@ IMAGE = "openstack-deploy-guest"
 PROVIDER, SELF_SERVICE, ROUTER = "provider", "selfservice", "router"
 SECURITY_GROUP = "ssh-icmp"
 KEYPAIR = "openstack-deploy"
+# A network, subnet or router that a server the stack did not make still uses answers 409 to a delete, which the
+# provider retries until its timeout (10 min by default): a destroy stops after this one, with Neutron's reason.
+DELETE_TIMEOUT = "2m"
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ class PostDeploy(pulumi.ComponentResource):
         provider = args.identity.another_provider(f"{name}-openstack")
 
         def cloud(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[*args.after, *deps])
+            return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[*args.after, *deps],
+                                          custom_timeouts=pulumi.CustomTimeouts(delete=DELETE_TIMEOUT))
 
         self.flavor = openstack.compute.Flavor(f"{name}-flavor", is_public=True, **FLAVOR, opts=cloud())
         guest = GuestImage(f"{name}-guest-image", args.cache_root, opts=pulumi.ResourceOptions(parent=self))

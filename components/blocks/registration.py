@@ -5,6 +5,7 @@ service-ks-register). Every entity is a `pulumi_openstack.identity` resource thr
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
@@ -35,6 +36,11 @@ class Identity:
     service_project_id: pulumi.Output[str]
     role_ids: Mapping[str, pulumi.Output[str]]  # role name -> ID, for the roles services are given
     provider_settings: Mapping[str, Any] = None  # type: ignore[assignment]  # the provider's arguments
+
+    def after(self, *resources: pulumi.Resource) -> "Identity":
+        """The same identity layer, its entities waiting for `resources` too (a reload of the web server Keystone
+        runs in, which restarts Keystone's WSGI daemons: a sign-in during it gets a 500)."""
+        return dataclasses.replace(self, ready=[*self.ready, *resources])
 
     def another_provider(self, name: str) -> openstack.Provider:
         """The admin's provider again, for resources made once later services registered their endpoints. The

@@ -70,12 +70,13 @@ class ServiceComponent(pulumi.ComponentResource):
         return urls
 
     def register(self, service_type: str, description: str, port: int, path: str, user: str,
-                 password: pulumi.Input[str]) -> KeystoneRegistration:
-        """The service user (admin on `service`), the service entity and its three endpoints."""
+                 password: pulumi.Input[str], after: Sequence[pulumi.Resource] = ()) -> KeystoneRegistration:
+        """The service user (admin on `service`), the service entity and its three endpoints (made once Keystone
+        is ready, and `after`)."""
         ctx = self.ctx
         return KeystoneRegistration(
             f"{self.service_name}-identity",
-            RegistrationArgs(identity=ctx.identity, region=ctx.region, service=self.service_name, service_type=service_type,
+            RegistrationArgs(identity=ctx.identity.after(*after), region=ctx.region, service=self.service_name, service_type=service_type,
                              description=description, urls=ctx.urls(port, path), user=user, password=password),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -29,7 +29,10 @@ CHAINS = [
      "keystone-service-project", "glance-identity-admin-role"],
     ["keystone-controller-apache", "glance-identity-user", "glance-controller-api", "nova-controller-api",
      "nova-compute-compute1-service"],
-    ["keystone-controller-apache", "placement-controller-apache", "nova-controller-conductor"],
+    ["keystone-controller-apache", "keystone-service-project", "placement-controller-apache",
+     "placement-identity-user", "nova-controller-conductor"],
+    # Placement's site reloads the Apache Keystone runs in: no sign-in for an entity while it does.
+    ["placement-controller-apache", "glance-identity-user"], ["placement-controller-apache", "neutron-identity-user"],
     ["nova-database", "nova-controller-config", "nova-controller-api-db-sync", "nova-controller-cell0",
      "nova-controller-cell1", "nova-controller-db-sync", "nova-controller-conductor",
      "nova-compute-compute1-service", "nova-controller-discover-hosts"],
