@@ -12,3 +12,5 @@ pulumi.export("hosts", cloud.hosts_summary)
 pulumi.export("auth_url", cloud.keystone.auth_url)
 pulumi.export("admin_openrc", cloud.keystone.admin_openrc)  # secret
 pulumi.export("clouds_yaml", cloud.keystone.clouds_yaml)  # secret; cloud name `admin`
+if cloud.post_deploy is not None:  # the key of the servers launched with the `openstack-deploy` keypair
+    pulumi.export("server_private_key", cloud.post_deploy.server_private_key)  # secret

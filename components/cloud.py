@@ -1,17 +1,21 @@
 """The assembly: builds the cloud's components from the typed config, in the seeds' install order.
 
 Hosts first (names, then packages), then on the controller MariaDB, RabbitMQ, memcached and Keystone,
-then Glance, Placement and Nova, then Nova on every compute host and the controller's discover_hosts.
+then Glance, Placement and Nova, then Nova on every compute host and the controller's discover_hosts, then
+Neutron (its server and network node on the controller, Open vSwitch and its agent on every host), and last
+what the stack's `postDeploy` asks for (flavor, image, networks, router, security group, keypair).
 Every later service takes what it needs from those (a database server, the transport URL, the admin
 cloud) as data, so Pulumi's dependency graph is the install order.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import pulumi
 
+from . import glance, keystone, mariadb, memcached, neutron, nova, nova_compute, placement, rabbitmq
 from .blocks.service import ServiceContext
 from .config import CloudConfig, HostSpec
 from .glance import Glance, GlanceArgs
@@ -21,24 +25,23 @@ from .lab import Lab, LabArgs, cache_root
 from .mariadb import MariaDB, MariaDBArgs
 from .memcached import Memcached, MemcachedArgs
 from .nova import Nova, NovaArgs
+from .neutron import Neutron, NeutronArgs
 from .nova_compute import NovaCompute, NovaComputeArgs
 from .passwords import Passwords
+from .post_deploy import PostDeploy, PostDeployArgs
 from .placement import Placement, PlacementArgs
 from .providers.lab import host_apt_sources
 from .providers.release import DeployedRelease
 from .rabbitmq import RabbitMQ, RabbitMQArgs
 from .render import service_overrides
 
-# The logical package sets (profiles.py) each role's services need.
-ROLE_PACKAGES = {
-    "controller": ("mariadb", "rabbitmq", "memcached", "web_server", "keystone", "glance", "placement",
-                   "nova_controller"),
-    "compute": ("nova_compute",),
-}
+# Every service, in install order: each declares the logical package sets (profiles.py) of each role it has.
+SERVICES = (mariadb, rabbitmq, memcached, keystone, glance, placement, nova, nova_compute, neutron)
 
 
 def host_packages(cfg: CloudConfig, host: HostSpec) -> tuple[str, ...]:
-    return cfg.profile.package_set(*(name for role in host.roles for name in ROLE_PACKAGES[role]))
+    return cfg.profile.package_set(*(name for service in SERVICES for role in host.roles
+                                     for name in service.PACKAGES.get(role, ())))
 
 
 class Cloud(pulumi.ComponentResource):
@@ -104,32 +107,52 @@ class Cloud(pulumi.ComponentResource):
             public_auth_url=self.keystone.auth_url, memcache_servers=self.memcached.servers,
             public_host=cfg.vip or controller.address, overrides=cfg.overrides,
         )
-        self.glance = Glance("glance", GlanceArgs(ctx, db_password=pw["glance_db"], password=pw["glance_user"]),
-                             opts=child)
         self.placement = Placement(
             "placement",
             PlacementArgs(ctx, db_password=pw["placement_db"], password=pw["placement_user"],
-                          web_server=[self.keystone.ready]),
+                          web_server=self.keystone.web_server),
             opts=child,
         )
+        # Placement's site reloads the web server Keystone runs in: every later Keystone sign-in waits for that.
+        ctx = dataclasses.replace(ctx, identity=ctx.identity.after(self.placement.web_server))
+        self.glance = Glance("glance", GlanceArgs(ctx, db_password=pw["glance_db"], password=pw["glance_user"]),
+                             opts=child)
         self.nova = Nova(
             "nova",
             NovaArgs(ctx, db_password=pw["nova_db"], password=pw["nova_user"], transport_url=self.rabbitmq.transport_url,
                      glance_url=self.glance.url, placement_password=pw["placement_user"],
-                     after=[self.glance.ready, self.placement.ready]),
+                     network_password=pw["neutron_user"], metadata_secret=pw["metadata_secret"],
+                     after=[self.glance.ready, *self.placement.ready]),
             opts=child,
         )
         computes = [self.hosts[h.name] for h in cfg.with_role("compute")]
         self.nova_compute = NovaCompute(
             "nova-compute",
             NovaComputeArgs(ctx, hosts=computes, password=pw["nova_user"], placement_password=pw["placement_user"],
+                            network_password=pw["neutron_user"],
                             transport_url=self.rabbitmq.transport_url, glance_url=self.glance.url,
                             novncproxy_base_url=self.nova.novncproxy_base_url, virt_type=cfg.virt_type,
                             after=self.nova.ready),
             opts=child,
         )
-        if computes:
-            self.nova.discover_hosts([h.spec.name for h in computes], after=self.nova_compute.services)
+        mapped = [self.nova.discover_hosts([h.spec.name for h in computes], after=self.nova_compute.services)]
+        self.neutron = Neutron(
+            "neutron",
+            NeutronArgs(ctx, hosts=list(self.hosts.values()), db_password=pw["neutron_db"], password=pw["neutron_user"],
+                        nova_password=pw["nova_user"], metadata_secret=pw["metadata_secret"],
+                        transport_url=self.rabbitmq.transport_url, nova_metadata_port=nova.METADATA_PORT,
+                        after=[self.nova.metadata_ready]),
+            opts=child,
+        )
+        self.post_deploy: Optional[PostDeploy] = None
+        if cfg.post_deploy is not None and cfg.provider_network is not None:
+            self.post_deploy = PostDeploy(
+                "post-deploy",
+                PostDeployArgs(identity=ctx.identity, spec=cfg.post_deploy, provider_network=cfg.provider_network,
+                               cache_root=cache_root(), stack=pulumi.get_stack(),
+                               after=[*self.nova.ready, *mapped, self.glance.ready, *self.neutron.ready]),
+                opts=child,
+            )
 
         # Exported on every stack: each host's management address and roles.
         self.hosts_summary = {h.name: {"address": h.address, "roles": list(h.roles)} for h in cfg.hosts}

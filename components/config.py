@@ -16,6 +16,7 @@ rejected here, with the reason. README, "Stack config: names and passwords".
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import math
@@ -55,7 +56,7 @@ PASSWORDS = (
     "metadata_secret",
     "horizon_secret_key",
 )
-OBJECT_KEYS = ("hosts", "ssh", "passwords", "overrides", "lab", "deadlines")
+OBJECT_KEYS = ("hosts", "ssh", "passwords", "overrides", "lab", "deadlines", "providerNetwork", "postDeploy")
 STEP_KINDS = ("command", "packages", "file")  # `deadlines` (seconds) by kind of remote step
 SCALAR_KEYS = ("platform", "release", "region", "managementCidr", "virtType", "vip")
 _HOST_KEY = re.compile(r"\A(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}( [^\n]*)?\Z")
@@ -65,6 +66,8 @@ _LOCAL_NAMES = ("localhost", "ip6-localhost", "ip6-loopback", "ip6-allnodes", "i
 _REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # Keystone's region IDs are at most 255 characters
 _INI_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a section or option name, read back by oslo.config as written
 _BRIDGE = re.compile(r"[a-z][a-z0-9]{0,14}")
+_INTERFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")  # a Linux interface name (at most 15 characters)
+LAB_PROVIDER_INTERFACE = "eth1"  # the lab's second interface in every node, on its provider bridge
 _MACHINE = re.compile(r"[A-Za-z0-9-]{1,64}")  # systemd-nspawn's machine names (and so the lab's stack names)
 PASSWORD_BYTES = 72  # bcrypt, Keystone's password hash, reads no further
 
@@ -95,6 +98,9 @@ class HostSpec:
     overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     # The host's SSH key ("ssh-ed25519 AAAA..."), pinned; without it the key met at first contact is.
     host_key: Optional[str] = None
+    # The interface that carries the flat provider network (never the management one); without it the host has
+    # self-service (VXLAN) networks only.
+    provider_interface: Optional[str] = None
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -117,6 +123,26 @@ class LabSpec:
     # Disposable nodes skip every undo on destroy (their disks go with them); `disposable: false` makes them
     # behave like an operator's hosts, where every undo runs.
     disposable: bool = True
+    # The bridge on this machine that carries the provider network (with its gateway address), when the stack
+    # has one: every node gets a second interface on it.
+    provider_bridge: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ProviderNetwork:
+    """The flat network outside the cloud that servers and routers reach (floating IPs come from it)."""
+
+    cidr: ipaddress.IPv4Network
+    gateway: str
+    pool: tuple[str, str]  # the addresses Neutron hands out on it (routers' gateways, floating IPs, ports)
+    physical_network: str = "provider"  # Neutron's name for it (ml2 flat_networks, the agents' mappings)
+
+
+@dataclass(frozen=True)
+class PostDeploy:
+    """What the install guide's "launch an instance" makes first (components/post_deploy.py)."""
+
+    self_service_cidr: ipaddress.IPv4Network
 
 
 @dataclass(frozen=True)
@@ -134,6 +160,8 @@ class CloudConfig:
     # How long a remote step of each kind may run, in seconds ({kind: seconds}); the rest keep their defaults
     # (DEADLINES in components/providers/remote.py).
     deadlines: Mapping[str, int] = field(default_factory=dict)
+    provider_network: Optional[ProviderNetwork] = None
+    post_deploy: Optional[PostDeploy] = None
     # Always None: parse rejects `vip` until high availability is implemented; the endpoints fall back to
     # the controller's address.
     vip: Optional[str] = None
@@ -262,14 +290,14 @@ def _ipv4(value: Any, key: str) -> str:
         raise _fail(key, f"{text!r} is not an IPv4 address") from None
 
 
-def _cidr(value: Any, key: str) -> ipaddress.IPv4Network:
+def _cidr(value: Any, key: str, what: str = "a management subnet") -> ipaddress.IPv4Network:
     text = _string(value, key)
     try:
         cidr = ipaddress.IPv4Network(text, strict=True)
     except ValueError as e:
         raise _fail(key, f"{text!r} is not a network: {e}") from None
     if not 8 <= cidr.prefixlen <= 30:
-        raise _fail(key, f"{cidr}: a management subnet is from /8 to /30 (room for the hosts and no more)")
+        raise _fail(key, f"{cidr}: {what} is from /8 to /30 (room for the hosts and no more)")
     if cidr.is_loopback or cidr.is_multicast or cidr.is_link_local or cidr.is_reserved or cidr.is_unspecified:
         raise _fail(key, f"{cidr} is not a subnet hosts can have addresses in (loopback, link-local, multicast or "
                          "reserved)")
@@ -325,7 +353,7 @@ def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str],
     for i, item in enumerate(value):
         key = f"hosts[{i}]"
         item = _mapping(item, key)
-        _only(item, ("name", "address", "roles", "overrides", "hostKey"), key)
+        _only(item, ("name", "address", "roles", "overrides", "hostKey", "providerInterface"), key)
         if "name" not in item:
             raise _fail(f"{key}.name", "is required")
         name = _host_name(item["name"], f"{key}.name")
@@ -360,8 +388,18 @@ def _hosts(value: Any, cidr: ipaddress.IPv4Network, reserved: Optional[str],
         host_key = item.get("hostKey")
         if host_key is not None and not (isinstance(host_key, str) and _HOST_KEY.match(host_key)):
             raise _fail(f"{key}.hostKey", "is not an SSH public key line (\"ssh-ed25519 AAAA...\", as ssh-keyscan prints)")
+        provider = None
+        if "providerInterface" in item:
+            if lab_stack:
+                raise _fail(f"{key}.providerInterface", f"a lab node's provider interface is the lab's own "
+                                                        f"({LAB_PROVIDER_INTERFACE}): remove the key")
+            provider = _string(item["providerInterface"], f"{key}.providerInterface")
+            if not _INTERFACE.fullmatch(provider):
+                raise _fail(f"{key}.providerInterface", f"{provider!r} is not an interface name (at most 15 letters, "
+                                                        "digits, _.-)")
         hosts.append(HostSpec(name=name, address=address, roles=tuple(dict.fromkeys(roles)), overrides=overrides,
-                              host_key=" ".join(host_key.split()[:2]) if host_key else None))
+                              host_key=" ".join(host_key.split()[:2]) if host_key else None,
+                              provider_interface=provider))
     return tuple(hosts)
 
 
@@ -382,19 +420,67 @@ def _deadlines(value: Any) -> Mapping[str, int]:
             for kind, seconds in deadlines.items()}
 
 
-def _lab(value: Any, release: str, os_release: str) -> LabSpec:
-    lab = _mapping(value, "lab")
-    _only(lab, ("bridge", "suite", "disposable"), "lab")
-    bridge = _string(lab.get("bridge", LabSpec.bridge), "lab.bridge")
+def _provider_network(value: Any, management: ipaddress.IPv4Network) -> ProviderNetwork:
+    spec = _mapping(value, "providerNetwork")
+    _only(spec, ("cidr", "gateway", "pool"), "providerNetwork")
+    if "cidr" not in spec:
+        raise _fail("providerNetwork.cidr", "is required (the provider network's subnet)")
+    cidr = _cidr(spec["cidr"], "providerNetwork.cidr", "a provider network")
+    if cidr.overlaps(management):
+        raise _fail("providerNetwork.cidr", f"{cidr} overlaps managementCidr {management}")
+    gateway = _ipv4(spec.get("gateway", str(next(cidr.hosts()))), "providerNetwork.gateway")
+    if ipaddress.IPv4Address(gateway) not in cidr or gateway in (str(cidr.network_address), str(cidr.broadcast_address)):
+        raise _fail("providerNetwork.gateway", f"{gateway} is not a host address of {cidr}")
+    hosts = list(cidr.hosts())
+    pool = _mapping(spec.get("pool", {}), "providerNetwork.pool")
+    _only(pool, ("start", "end"), "providerNetwork.pool")
+    start = _ipv4(pool.get("start", str(hosts[len(hosts) // 2])), "providerNetwork.pool.start")
+    end = _ipv4(pool.get("end", str(hosts[-1])), "providerNetwork.pool.end")
+    for key, address in (("start", start), ("end", end)):
+        if ipaddress.IPv4Address(address) not in hosts:
+            raise _fail(f"providerNetwork.pool.{key}", f"{address} is not a host address of {cidr}")
+    if ipaddress.IPv4Address(start) > ipaddress.IPv4Address(end):
+        raise _fail("providerNetwork.pool", f"starts at {start}, after its end {end}")
+    if ipaddress.IPv4Address(start) <= ipaddress.IPv4Address(gateway) <= ipaddress.IPv4Address(end):
+        raise _fail("providerNetwork.pool", f"{start}-{end} holds the gateway {gateway}")
+    return ProviderNetwork(cidr=cidr, gateway=gateway, pool=(start, end))
+
+
+def _post_deploy(value: Any, provider: Optional[ProviderNetwork], management: ipaddress.IPv4Network) -> PostDeploy:
+    spec = _mapping(value, "postDeploy")
+    _only(spec, ("selfServiceCidr",), "postDeploy")
+    if provider is None:
+        raise _fail("postDeploy", "needs providerNetwork (the router's gateway and the floating IPs are on it)")
+    cidr = _cidr(spec.get("selfServiceCidr", "172.16.1.0/24"), "postDeploy.selfServiceCidr", "a self-service subnet")
+    for other, key in ((provider.cidr, "providerNetwork.cidr"), (management, "managementCidr")):
+        if cidr.overlaps(other):
+            raise _fail("postDeploy.selfServiceCidr", f"{cidr} overlaps {key} {other}")
+    return PostDeploy(self_service_cidr=cidr)
+
+
+def _bridge(value: Any, key: str) -> str:
+    bridge = _string(value, key)
     if not _BRIDGE.fullmatch(bridge):
-        raise _fail("lab.bridge", f"{bridge!r} is not a valid interface name (at most 15 lower-case letters/digits)")
+        raise _fail(key, f"{bridge!r} is not a valid interface name (at most 15 lower-case letters/digits)")
+    return bridge
+
+
+def _lab(value: Any, release: str, os_release: str, provider: bool) -> LabSpec:
+    lab = _mapping(value, "lab")
+    _only(lab, ("bridge", "providerBridge", "suite", "disposable"), "lab")
+    bridge = _bridge(lab.get("bridge", LabSpec.bridge), "lab.bridge")
+    provider_bridge = _bridge(lab.get("providerBridge", f"{bridge}p"), "lab.providerBridge") if provider else None
+    if "providerBridge" in lab and not provider:
+        raise _fail("lab.providerBridge", "the stack has no providerNetwork for it to carry")
+    if provider_bridge == bridge:
+        raise _fail("lab.providerBridge", f"{bridge!r} is the management bridge (lab.bridge)")
     suite = _string(lab.get("suite", os_release), "lab.suite")
     if suite != os_release:
         raise _fail("lab.suite", f"{suite!r} does not ship release {release} ({release} is on {os_release})")
     disposable = lab.get("disposable", True)
     if not isinstance(disposable, bool):
         raise _fail("lab.disposable", f"{disposable!r} is not true or false")
-    return LabSpec(suite=suite, bridge=bridge, disposable=disposable)
+    return LabSpec(suite=suite, bridge=bridge, disposable=disposable, provider_bridge=provider_bridge)
 
 
 def parse(raw: Mapping[str, Any], stack: str = "lab") -> CloudConfig:
@@ -424,7 +510,8 @@ def parse(raw: Mapping[str, Any], stack: str = "lab") -> CloudConfig:
 
     if "vip" in raw:
         raise _fail("vip", "not supported yet: high availability behind a VIP is not implemented (one controller only)")
-    lab = _lab(raw["lab"], release, profile.releases[release]) if "lab" in raw else None
+    provider = _provider_network(raw["providerNetwork"], cidr) if "providerNetwork" in raw else None
+    lab = _lab(raw["lab"], release, profile.releases[release], provider is not None) if "lab" in raw else None
     bridge_address = str(next(cidr.hosts())) if lab else None
     ssh = _ssh(raw.get("ssh", {}), lab=lab is not None)
     if "hosts" not in raw:
@@ -432,6 +519,8 @@ def parse(raw: Mapping[str, Any], stack: str = "lab") -> CloudConfig:
     if lab and not _MACHINE.fullmatch(labp.machine_name(stack, "")):
         raise _fail("lab", f"the stack name {stack!r} cannot name the lab's machines (letters, digits, '-')")
     hosts = _hosts(raw["hosts"], cidr, bridge_address, stack if lab else None)
+    if lab and provider:  # every node gets the lab's second interface, on the provider bridge
+        hosts = tuple(dataclasses.replace(h, provider_interface=LAB_PROVIDER_INTERFACE) for h in hosts)
     controllers = [h.name for h in hosts if h.has("controller")]
     if not controllers:
         raise _fail("hosts", "no host has the controller role")
@@ -442,7 +531,7 @@ def parse(raw: Mapping[str, Any], stack: str = "lab") -> CloudConfig:
         raise _fail("hosts", "no host has the compute role")
 
     return CloudConfig(
-        profile=profile,
+        profile=profile.for_release(release),
         release=release,
         region=region,
         management_cidr=cidr,
@@ -453,6 +542,8 @@ def parse(raw: Mapping[str, Any], stack: str = "lab") -> CloudConfig:
         overrides=_overrides(raw.get("overrides", {}), "overrides"),
         lab=lab,
         deadlines=_deadlines(raw.get("deadlines", {})),
+        provider_network=provider,
+        post_deploy=_post_deploy(raw["postDeploy"], provider, cidr) if "postDeploy" in raw else None,
     )
 
 

@@ -13,6 +13,7 @@ from .blocks.service import ServiceComponent, ServiceContext
 from .blocks.steps import http_answers, restarted_on, systemd_service
 
 PORT = 9292
+PACKAGES = {"controller": ("glance",)}  # the logical package sets (profiles.py) by role
 IMAGES = "/var/lib/glance/images/"
 
 

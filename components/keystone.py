@@ -25,6 +25,9 @@ from .host import Host
 from .profiles import Profile
 from .providers.remote import RemoteCommand
 
+# The logical package sets (profiles.py) this service needs, by role: Keystone brings the web server.
+PACKAGES = {"controller": ("web_server", "keystone")}
+
 
 # Keystone's bootstrap makes the admin role global (no domain: '<<null>>' in its table).
 ADMIN_ROLE_QUERY = "SELECT id FROM keystone.role WHERE name = 'admin' AND domain_id = '<<null>>'"
@@ -127,12 +130,12 @@ class Keystone(pulumi.ComponentResource):
         # a secret input, encrypted in the state). Pulumi takes a provider into every `--target`ed run, so it
         # depends on nothing that such a run may skip (this component, Keystone's steps): the entities wait for
         # Keystone instead, and the provider only authenticates when first used.
-        self.provider = openstack.Provider(
-            f"{name}-openstack", auth_url=self.auth_url, user_name="admin",
-            password=pulumi.Output.secret(args.admin_password), tenant_name="admin", user_domain_name="Default",
-            project_domain_name="Default", region=args.region,
-            max_retries=5,  # a 5xx while Apache reloads its WSGI daemons (another site added) is retried
+        settings = dict(
+            auth_url=self.auth_url, user_name="admin", password=pulumi.Output.secret(args.admin_password),
+            tenant_name="admin", user_domain_name="Default", project_domain_name="Default", region=args.region,
+            max_retries=5,  # a refused connection (Apache restarting) is retried; a 500 is not: see web_server
         )
+        self.provider = openstack.Provider(f"{name}-openstack", **settings)
         ready = [apache]
         self.service_project = openstack.identity.Project(
             f"{name}-service-project", name="service", domain_id=DOMAIN, description="Service Project",
@@ -147,7 +150,10 @@ class Keystone(pulumi.ComponentResource):
             check=f"test -n \"$({query})\"", keep_stdout=True, opts=after(bootstrap))
         admin_role_id = admin_role.stdout.apply(lambda out: (out or "").strip())
         self.identity = Identity(provider=self.provider, ready=ready, service_project_id=self.service_project.id,
-                                 role_ids={"admin": admin_role_id})
+                                 role_ids={"admin": admin_role_id}, provider_settings=settings)
+        # Where a later site on the same web server may reload it: once Keystone answers and its own entities are
+        # made (a reload restarts Keystone's WSGI daemons; a sign-in at that moment gets a 500).
+        self.web_server = [apache, self.service_project, self.user_role]
 
         password = pulumi.Output.from_input(args.admin_password)
         self.admin_openrc = pulumi.Output.secret(password.apply(

@@ -18,7 +18,7 @@ from .config import CloudConfig
 from .providers import lab as labp
 from .providers.generated import GeneratedSshKey
 
-HOST_PACKAGES = ["debootstrap", "systemd-container", "apt-cacher-ng", "iproute2", "openssh-client"]
+HOST_PACKAGES = ["debootstrap", "systemd-container", "apt-cacher-ng", "iproute2", "openssh-client", "iputils-ping"]
 BASE_PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "ca-certificates",
     "iputils-ping", "procps", "curl",
@@ -57,6 +57,14 @@ class Lab(pulumi.ComponentResource):
         packages = labp.HostPackages(f"{name}-host-packages", HOST_PACKAGES,
                                      opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))
         bridge = labp.Bridge(f"{name}-bridge", spec.bridge, f"{gateway}/{prefix}", opts=pulumi.ResourceOptions(parent=self, depends_on=[packages]))
+        # The provider network's bridge holds its gateway address: this machine reaches provider and floating
+        # addresses, and nothing else does (no forwarding beyond it).
+        provider = cfg.provider_network
+        provider_bridge = None
+        if provider is not None and spec.provider_bridge:
+            provider_bridge = labp.Bridge(
+                f"{name}-provider-bridge", spec.provider_bridge, f"{provider.gateway}/{provider.cidr.prefixlen}",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[packages]))
         cache = labp.PackageCache(
             f"{name}-package-cache",
             {
@@ -99,8 +107,11 @@ class Lab(pulumi.ComponentResource):
                     "bridge": spec.bridge,
                     "address_cidr": f"{host.address}/{prefix}",
                     "gateway": gateway,
+                    # The second interface (no address: Open vSwitch bridges it) on the provider bridge.
+                    **({"provider_veth": f"osp{tag}", "provider_bridge": spec.provider_bridge,
+                        "provider_interface": host.provider_interface} if provider_bridge else {}),
                 },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[bridge]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[bridge, *([provider_bridge] if provider_bridge else [])]),
             )
             node_dir = os.path.join(stack_dir, "nodes", host.name)
             rootfs = labp.NodeRootfs(
@@ -139,6 +150,8 @@ class Lab(pulumi.ComponentResource):
                     "log": os.path.join(node_dir, "console.log"),
                     "connection": connection,
                     "stop_timeout": 30,
+                    # Neutron's agents write /proc/sys/net (forwarding in routers, IPv6 settings of ports).
+                    "writable_api_vfs": "network",
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[network, rootfs, cache]),
             )

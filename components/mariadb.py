@@ -13,6 +13,9 @@ from .blocks.steps import configured_service, once_done, wait_until
 from .host import Host
 from .profiles import Profile
 
+# The logical package sets (profiles.py) this service needs, by role.
+PACKAGES = {"controller": ("mariadb",)}
+
 
 @dataclass(frozen=True)
 class MariaDBArgs:

@@ -12,6 +12,9 @@ from .blocks.steps import configured_service, once_done
 from .host import Host
 from .profiles import Profile
 
+# The logical package sets (profiles.py) this service needs, by role.
+PACKAGES = {"controller": ("memcached",)}
+
 
 @dataclass(frozen=True)
 class MemcachedArgs:

@@ -14,10 +14,11 @@ import pulumi
 
 from . import render
 from .blocks.service import ServiceComponent, ServiceContext
-from .blocks.steps import as_user, config_file, http_answers, platform_service, restarted_on, systemd_service, wait_until
-from .providers.remote import RemoteCommand, RemoteFile
+from .blocks.steps import as_user, platform_service, restarted_on, wait_until
+from .providers.remote import RemoteCommand
 
 PORT = 8774
+PACKAGES = {"controller": ("nova_controller",)}  # the logical package sets (profiles.py) by role
 METADATA_PORT = 8775  # what Neutron's metadata agent will ask
 NOVNC_PORT = 6080
 # The APIs Debian runs under uwsgi (step, logical service, WSGI script, port): the seeds' enabled_apis.
@@ -37,6 +38,8 @@ class NovaArgs:
     transport_url: pulumi.Input[str]
     glance_url: str
     placement_password: pulumi.Input[str]  # Nova authenticates to Placement as the placement user (seeds)
+    network_password: pulumi.Input[str]  # and to Neutron as the neutron user
+    metadata_secret: pulumi.Input[str]  # shared with Neutron's metadata agent
     after: Sequence[pulumi.Resource] = ()  # Glance and Placement ready
     workers: int = 2
 
@@ -61,10 +64,11 @@ class Nova(ServiceComponent):
         overrides = ctx.service_overrides("nova", host)
         conf_text = pulumi.Output.all(
             urls["nova_api"], urls["nova"], args.transport_url, ctx.auth("nova", args.password),
-            ctx.auth("placement", args.placement_password),
+            ctx.auth("placement", args.placement_password), ctx.auth("neutron", args.network_password),
+            args.metadata_secret,
         ).apply(lambda v: nova_conf(profile.name, True, host.address, dict(
             api_database_url=v[0], database_url=v[1], transport_url=v[2], auth=v[3], placement_auth=v[4],
-            region=ctx.region, glance_url=args.glance_url, novncproxy_base_url=self.novncproxy_base_url), overrides))
+            network_auth=v[5], metadata_secret=v[6], region=ctx.region, glance_url=args.glance_url, novncproxy_base_url=self.novncproxy_base_url), overrides))
         conf = self.secret_config("/etc/nova/nova.conf", conf_text, group="nova")
 
         # The seeds' order: api_db sync, map_cell0, create_cell cell1, db sync, then list_cells shows both.
@@ -84,7 +88,7 @@ class Nova(ServiceComponent):
 
         started = [db_sync, *identity.entities, *args.after]
         apis = {
-            step: self.uwsgi_api(step, service, wsgi, port, what, conf, args.workers, after=started)
+            step: self.uwsgi_api(step, service, wsgi, port, what, "nova", [conf], args.workers, after=started)
             for step, service, wsgi, port, what in UWSGI_APIS
         }
         daemons = {
@@ -95,28 +99,6 @@ class Nova(ServiceComponent):
         self.ready = [apis["api"], daemons["nova_conductor"], daemons["nova_scheduler"]]
         self.metadata_ready = apis["metadata-api"]
         self.register_outputs({})
-
-    def uwsgi_api(self, step: str, service: str, wsgi: str, port: int, what: str, conf: RemoteFile,
-                  workers: int, after: Sequence[pulumi.Resource]) -> pulumi.Resource:
-        """One of Debian's uwsgi units for a Nova API (`{prefix}-{step}-uwsgi`, then `{prefix}-{step}`): its
-        ini with this host's worker count, (re)started on writes of nova.conf and the ini, ready when the port
-        answers."""
-        profile, host = self.profile, self.host
-        unit, ini_path = profile.service(service), profile.path(f"{service}_uwsgi")
-        text = render.render("nova", "nova-api-uwsgi.ini", profile.name, workers=workers, name=unit,
-                             wsgi_file=f"{profile.path('wsgi_scripts')}/{wsgi}", bind_address=host.address, port=port)
-        ini = config_file(f"{self.prefix}-{step}-uwsgi", host.connection, ini_path, text, opts=self.after())
-        # The init script's own arguments would add a socket on every address: the ini's socket only.
-        arguments = config_file(
-            f"{self.prefix}-{step}-uwsgi-args", host.connection, profile.path(f"{service}_defaults"),
-            render.render("nova", "nova-api-uwsgi.default", profile.name, name=unit, ini_path=ini_path),
-            opts=self.after())
-        return systemd_service(
-            f"{self.prefix}-{step}", host.connection, unit,
-            triggers=restarted_on(conf, ini, arguments),
-            ready=http_answers(host.address, port, what),
-            opts=self.after(ini, arguments, *after),
-        )
 
     def discover_hosts(self, computes: Sequence[str], after: Sequence[pulumi.Resource]) -> RemoteCommand:
         """`cell_v2 discover_hosts` until every compute host in `computes` is mapped to a cell (a host shows up

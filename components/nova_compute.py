@@ -17,6 +17,9 @@ from .host import Host
 from .nova import nova_conf
 from .providers.remote import RemoteCommand
 
+# The logical package sets (profiles.py) this service needs, by role.
+PACKAGES = {"compute": ("nova_compute",)}
+
 # Prints "<kvm|qemu> <container type or none>": hardware virtualisation usable by this host, and whether it
 # is itself a container (then libvirt cannot manage cgroups; the lab's nodes are systemd-nspawn containers).
 FACTS = (
@@ -31,6 +34,7 @@ class NovaComputeArgs:
     hosts: Sequence[Host]
     password: pulumi.Input[str]  # the nova service user's
     placement_password: pulumi.Input[str]
+    network_password: pulumi.Input[str]  # the neutron service user's (Nova plugs ports through Neutron)
     transport_url: pulumi.Input[str]
     glance_url: str
     novncproxy_base_url: str
@@ -80,8 +84,9 @@ class NovaCompute(pulumi.ComponentResource):
             overrides = ctx.service_overrides("nova", host)
             conf_text = pulumi.Output.all(
                 args.transport_url, ctx.auth("nova", args.password), ctx.auth("placement", args.placement_password),
+                ctx.auth("neutron", args.network_password),
             ).apply(lambda v, host=host, overrides=overrides: nova_conf(profile.name, False, host.address, dict(
-                transport_url=v[0], auth=v[1], placement_auth=v[2], region=ctx.region, glance_url=args.glance_url,
+                transport_url=v[0], auth=v[1], placement_auth=v[2], network_auth=v[3], region=ctx.region, glance_url=args.glance_url,
                 novncproxy_base_url=args.novncproxy_base_url), overrides))
             conf = config_file(f"{prefix}-config", conn, "/etc/nova/nova.conf", pulumi.Output.secret(conf_text),
                                mode="0640", group="nova", opts=after())

@@ -13,6 +13,7 @@ from .blocks.apache import WsgiApp, serve_with_apache
 from .blocks.service import ServiceComponent, ServiceContext
 
 PORT = 8778
+PACKAGES = {"controller": ("placement",)}  # the logical package sets (profiles.py) by role
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,13 @@ class PlacementArgs:
 
 
 class Placement(ServiceComponent):
-    ready: pulumi.Resource
+    ready: list[pulumi.Resource]  # the API answers and its Keystone registration is made
+    web_server: pulumi.Resource  # the reload of the web server Keystone runs in: later sign-ins wait for it
 
     def __init__(self, name: str, args: PlacementArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("openstack-deploy:openstack:Placement", name, args.ctx, opts)
         profile = self.profile
         urls = self.database(["placement"], "placement", args.db_password)
-        identity = self.register("placement", "Placement API", PORT, "", "placement", args.password)
         overrides = self.ctx.service_overrides("placement", self.host)
         conf_text = pulumi.Output.all(urls["placement"], self.ctx.auth("placement", args.password)).apply(
             lambda v: render.merge_ini(
@@ -43,7 +44,11 @@ class Placement(ServiceComponent):
         app = WsgiApp(site="placement-api", title="Placement", port=PORT, script="placement-api", user="placement",
                       process_group="placement-api", log_name="placement-api", standalone="placement_standalone",
                       processes=args.processes)
-        self.ready = serve_with_apache(self.prefix, self.host, profile, app, reads=[conf],
-                                       after=[db_sync, *args.web_server, *identity.entities], parent=self,
-                                       restart=False)
+        # The reload restarts Keystone's WSGI daemons too: this registration (like every later one, cloud.py) is
+        # made after it, never while it runs.
+        self.web_server = serve_with_apache(self.prefix, self.host, profile, app, reads=[conf],
+                                            after=[db_sync, *args.web_server], parent=self, restart=False)
+        identity = self.register("placement", "Placement API", PORT, "", "placement", args.password,
+                                 after=[self.web_server])
+        self.ready = [self.web_server, *identity.entities]
         self.register_outputs({})

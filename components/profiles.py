@@ -7,8 +7,8 @@ openstack-keystone, mod_wsgi) is one more Profile here, not a change to any comp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,18 @@ class Profile:
     disable_default_site: str = ""
     enable_default_site: str = ""
     default_site_disabled: str = ""
+    # What one OpenStack release of this platform has beyond the rest (keyed by release): packages and services
+    # merged over the platform's own. A component never asks which release it runs: it asks the profile.
+    by_release: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+
+    def for_release(self, release: str) -> "Profile":
+        """This platform's names for `release`: its own, with the release's additions merged over them."""
+        extra = self.by_release.get(release, {})
+        return replace(self, **{name: {**getattr(self, name), **values} for name, values in extra.items()},
+                       by_release={})
+
+    def has_service(self, logical: str) -> bool:
+        return logical in self.services
 
     def package_set(self, *logical: str) -> tuple[str, ...]:
         seen: dict[str, None] = {}
@@ -91,6 +103,10 @@ DEBIAN = Profile(
         "nova_controller": ("nova-api", "nova-conductor", "nova-scheduler", "nova-consoleproxy"),
         # -kvm pulls only the x86 emulator (qemu-system would pull every architecture); virt_type is ours.
         "nova_compute": ("nova-compute", "nova-compute-kvm", "curl"),
+        # Debian runs Neutron's API under uwsgi (neutron-api) and its RPC workers apart (neutron-rpc-server).
+        "neutron_server": ("neutron-api", "neutron-rpc-server"),
+        "neutron_network_node": ("neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent"),
+        "neutron_ovs_agent": ("neutron-openvswitch-agent", "openvswitch-switch"),
     },
     services={
         "mariadb": "mariadb",
@@ -114,6 +130,18 @@ DEBIAN = Profile(
         "nova_compute": "nova-compute",
         "libvirt": "libvirtd",
         "libvirt_guests": "libvirt-guests",
+        "neutron_api": "neutron-api",
+        "neutron_rpc_server": "neutron-rpc-server",
+        "neutron_dhcp_agent": "neutron-dhcp-agent",
+        "neutron_l3_agent": "neutron-l3-agent",
+        "neutron_metadata_agent": "neutron-metadata-agent",
+        "neutron_openvswitch_agent": "neutron-openvswitch-agent",
+        "openvswitch": "openvswitch-switch",
+        # Brought by the agents' packages and enabled there; the agents run their own instances of each
+        # (per router or network, in its namespace), so the system-wide units are masked.
+        "keepalived": "keepalived",
+        "radvd": "radvd",
+        "haproxy": "haproxy",
     },
     paths={
         "mariadb_conf": "/etc/mysql/mariadb.conf.d/99-openstack.cnf",
@@ -134,6 +162,15 @@ DEBIAN = Profile(
         "nova_api_defaults": "/etc/default/nova-api",
         "nova_api_metadata_defaults": "/etc/default/nova-api-metadata",
         "libvirt_qemu_conf": "/etc/libvirt/qemu.conf",
+        "neutron_api_uwsgi": "/etc/neutron/neutron-api-uwsgi.ini",
+        # neutron-api's init script is named after neutron-server (NAME=neutron-server) and sources this file.
+        "neutron_api_defaults": "/etc/default/neutron-server",
+        "neutron_conf": "/etc/neutron/neutron.conf",
+        "neutron_ml2_conf": "/etc/neutron/plugins/ml2/ml2_conf.ini",
+        "neutron_ovs_conf": "/etc/neutron/plugins/ml2/openvswitch_agent.ini",
+        "neutron_dhcp_conf": "/etc/neutron/dhcp_agent.ini",
+        "neutron_l3_conf": "/etc/neutron/l3_agent.ini",
+        "neutron_metadata_conf": "/etc/neutron/metadata_agent.ini",
     },
     unit_defaults={
         # Debian's console proxy package starts the SPICE proxy unless told otherwise (its debconf default).
@@ -147,6 +184,14 @@ DEBIAN = Profile(
     disable_default_site="a2dissite -q 000-default || true",
     enable_default_site="a2ensite -q 000-default || true",
     default_site_disabled="test ! -e /etc/apache2/sites-enabled/000-default.conf",
+    by_release={
+        # Neutron 2025.1 under uwsgi runs its periodic tasks (agent liveness, rescheduling) in a daemon of their
+        # own; Zed's neutron-rpc-server runs them itself.
+        "2025.1": {
+            "packages": {"neutron_server": ("neutron-api", "neutron-rpc-server", "neutron-periodic-workers")},
+            "services": {"neutron_periodic_workers": "neutron-periodic-workers"},
+        },
+    },
 )
 
 PROFILES: Mapping[str, Profile] = {p.name: p for p in (DEBIAN,)}

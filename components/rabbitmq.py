@@ -20,6 +20,9 @@ from .host import Host
 from .profiles import Profile
 from .providers.remote import RemoteCommand
 
+# The logical package sets (profiles.py) this service needs, by role.
+PACKAGES = {"controller": ("rabbitmq",)}
+
 USER = "openstack"
 # Whether RabbitMQ has the users and permissions of the definitions on stdin, password hashes included.
 _HAS_DEFINITIONS = """import json, subprocess, sys

@@ -73,6 +73,12 @@ SYNTAX = {
     "placement/placement.conf": "oslo",
     "nova/nova.conf": "oslo",
     "nova/nova-compute.conf": "oslo",
+    "neutron/neutron.conf": "oslo",
+    "neutron/ml2_conf.ini": "oslo",
+    "neutron/openvswitch_agent.ini": "oslo",
+    "neutron/dhcp_agent.ini": "oslo",
+    "neutron/l3_agent.ini": "oslo",
+    "neutron/metadata_agent.ini": "oslo",
     "keystone/admin-openrc": "shell",
     "keystone/clouds.yaml": "yaml",
 }

@@ -57,6 +57,8 @@ SAMPLES = {
               "hosts": ["localhost", "%"]}, **mariadb.wanted({"databases": ["d"], "user": "u", "hosts": ["localhost", "%"]})),
         {"connection": CONN, "socket": "/s", "databases": ["d"], "user": "u", "password": "p", "hosts": ["localhost", "%"]}),
     "_PasswordProvider": ({"length": 32, "value": "x" * 32}, {"length": 32}),
+    "_GuestImageProvider": ({"cache_root": "/c", "sources": "k", "path": "/c/images/guest-k.raw", "sha256": "ab",
+                             "size": 16, "min_ram_mib": 96}, {"cache_root": "/c", "sources": "k"}),
     "_ReleaseProvider": ({"release": "zed", "os_release": "bookworm"}, {"release": "zed", "os_release": "bookworm"}),
     "_SshKeyProvider": ({"comment": "c", "private_key": "PEM", "public_key": "ssh-ed25519 A c"}, {"comment": "c"}),
     "BridgeProvider": ({"name": "br0", "address_cidr": "10.0.0.1/24"}, {"name": "br0", "address_cidr": "10.0.0.1/24"}),

@@ -175,12 +175,16 @@ def test_controller_foundation_on_the_controller_only_and_nothing_on_compute_hos
     assert "nova-compute" not in packages
 
 
-def test_compute_hosts_run_nova_compute_only_and_hold_no_database_credentials():
+def test_compute_hosts_run_nova_compute_and_the_network_agent_only_and_hold_no_database_credentials():
     mocks, cloud = run_program(GOOD)
     names = by_name(mocks)
     on_compute = sorted(n for n in names if "-cmp1-" in n and not n.startswith("cloud-cmp1"))
-    assert on_compute == [f"nova-compute-cmp1-{step}" for step in
-                          ("config", "driver-config", "facts", "libvirt", "libvirt-guests-off", "qemu-conf", "service")]
+    assert on_compute == sorted(
+        [f"neutron-cmp1-{step}" for step in ("config", "openvswitch", "openvswitch-offloads", "ovs-agent", "ovs-agent-config")]
+        + [f"nova-compute-cmp1-{step}" for step in
+           ("config", "driver-config", "facts", "libvirt", "libvirt-guests-off", "qemu-conf", "service")])
+    agent = plain(names["neutron-cmp1-config"].inputs["content"])
+    assert "[database]" not in agent and "keystone_authtoken" not in agent and "pw-cloud-passwords-neutron" not in agent
     packages = names["cloud-cmp1-packages"].inputs["packages"]
     assert "nova-compute" in packages and "mariadb-server" not in packages and "nova-api" not in packages
     conf = plain(names["nova-compute-cmp1-config"].inputs["content"])

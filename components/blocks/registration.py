@@ -5,8 +5,9 @@ service-ks-register). Every entity is a `pulumi_openstack.identity` resource thr
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_openstack as openstack
@@ -34,6 +35,19 @@ class Identity:
     ready: Sequence[pulumi.Resource]  # what serves Keystone: every entity waits for it
     service_project_id: pulumi.Output[str]
     role_ids: Mapping[str, pulumi.Output[str]]  # role name -> ID, for the roles services are given
+    provider_settings: Mapping[str, Any] = None  # type: ignore[assignment]  # the provider's arguments
+
+    def after(self, *resources: pulumi.Resource) -> "Identity":
+        """The same identity layer, its entities waiting for `resources` too (a reload of the web server Keystone
+        runs in, which restarts Keystone's WSGI daemons: a sign-in during it gets a 500)."""
+        return dataclasses.replace(self, ready=[*self.ready, *resources])
+
+    def another_provider(self, name: str) -> openstack.Provider:
+        """The admin's provider again, for resources made once later services registered their endpoints. The
+        provider signs in when first used, and a token's service catalog is fixed when Keystone issues it: the first
+        provider signs in before Nova or Neutron have endpoints, and on a first deploy would not find them. Like the
+        first, it depends on nothing and has no parent (Pulumi takes a provider into every `--target`ed run)."""
+        return openstack.Provider(name, **self.provider_settings)
 
 
 @dataclass(frozen=True)

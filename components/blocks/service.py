@@ -15,7 +15,7 @@ from ..profiles import Profile
 from ..providers.remote import RemoteCommand, RemoteFile
 from .database import DatabaseServer, service_database
 from .registration import Identity, KeystoneRegistration, RegistrationArgs
-from .steps import as_user, config_file
+from .steps import as_user, config_file, http_answers, restarted_on, systemd_service
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,13 @@ class ServiceComponent(pulumi.ComponentResource):
         return urls
 
     def register(self, service_type: str, description: str, port: int, path: str, user: str,
-                 password: pulumi.Input[str]) -> KeystoneRegistration:
-        """The service user (admin on `service`), the service entity and its three endpoints."""
+                 password: pulumi.Input[str], after: Sequence[pulumi.Resource] = ()) -> KeystoneRegistration:
+        """The service user (admin on `service`), the service entity and its three endpoints (made once Keystone
+        is ready, and `after`)."""
         ctx = self.ctx
         return KeystoneRegistration(
             f"{self.service_name}-identity",
-            RegistrationArgs(identity=ctx.identity, region=ctx.region, service=self.service_name, service_type=service_type,
+            RegistrationArgs(identity=ctx.identity.after(*after), region=ctx.region, service=self.service_name, service_type=service_type,
                              description=description, urls=ctx.urls(port, path), user=user, password=password),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -90,3 +91,27 @@ class ServiceComponent(pulumi.ComponentResource):
         """A one-off step (a db sync, a cell mapping) as the service's user; `check` tells on refresh that it holds."""
         return RemoteCommand(f"{self.prefix}-{step}", connection=self.host.connection, create=as_user(user, command),
                              check=as_user(user, check) if check else None, opts=self.after(*after))
+
+    def uwsgi_api(self, step: str, service: str, wsgi: str, port: int, what: str, user: str,
+                  reads: Sequence[RemoteFile], workers: int, after: Sequence[pulumi.Resource]) -> RemoteCommand:
+        """One of Debian's uwsgi units for an API (`{prefix}-{step}-uwsgi`, `{prefix}-{step}-uwsgi-args`, then
+        `{prefix}-{step}`): its ini with this host's worker count and the management address as its only socket,
+        (re)started on writes of the files it `reads` and of the ini, ready when the port answers."""
+        profile, host = self.profile, self.host
+        unit, ini_path = profile.service(service), profile.path(f"{service}_uwsgi")
+        defaults_path = profile.path(f"{service}_defaults")
+        text = render.render("uwsgi", "api.ini", profile.name, workers=workers, name=unit, user=user,
+                             wsgi_file=f"{profile.path('wsgi_scripts')}/{wsgi}", bind_address=host.address, port=port,
+                             defaults_path=defaults_path)
+        ini = config_file(f"{self.prefix}-{step}-uwsgi", host.connection, ini_path, text, opts=self.after())
+        # The init script's own arguments would add a socket on every address: the ini's socket only.
+        arguments = config_file(
+            f"{self.prefix}-{step}-uwsgi-args", host.connection, defaults_path,
+            render.render("uwsgi", "api.default", profile.name, init_script=unit, ini_path=ini_path),
+            opts=self.after())
+        return systemd_service(
+            f"{self.prefix}-{step}", host.connection, unit,
+            triggers=restarted_on(*reads, ini, arguments),
+            ready=http_answers(host.address, port, what),
+            opts=self.after(ini, arguments, *after),
+        )

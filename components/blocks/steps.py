@@ -53,7 +53,10 @@ def systemd_service(name: str, connection: pulumi.Input[dict], unit: str, trigge
     the files it reads) changes. `ready` is a shell condition waited for with a deadline after each start.
     `reload`: for a unit another step owns (a web server with several sites), reload it and never stop it."""
     u = shlex.quote(unit)
-    start = f"systemctl enable -q {u} && systemctl {'reload-or-restart' if reload else 'restart'} {u}"
+    # A daemon whose first start fails on a dependency that is briefly away (Keystone answering 500 while Apache
+    # reloads) is started again by its unit's restart policy: that counts, within a deadline.
+    settled = wait_until(f"systemctl is-active -q {u}", 90, f"{unit} (started again by systemd)")
+    start = f"systemctl enable -q {u} && {{ systemctl {'reload-or-restart' if reload else 'restart'} {u} || {{ {settled}; }}; }}"
     if ready:
         start += f" && {ready}"
     return RemoteCommand(
@@ -106,7 +109,7 @@ def as_user(user: str, command: str) -> str:
 
 def http_answers(address: str, port: int, what: str, seconds: int = 120) -> str:
     """Shell that waits until something answers HTTP on `address:port` (any status), failing with `what`."""
-    return wait_until(f"curl -s -o /dev/null http://{address}:{port}/", seconds, f"{what} (port {port})")
+    return wait_until(f"curl -s -m 5 -o /dev/null http://{address}:{port}/", seconds, f"{what} (port {port})")
 
 
 def wait_until(condition: str, seconds: int, what: str) -> str:

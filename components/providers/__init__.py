@@ -10,6 +10,7 @@ keep an alias at the old path (`OldName = NewName`) for as long as stacks may ho
 STABLE = (
     "components.providers.generated._PasswordProvider",
     "components.providers.generated._SshKeyProvider",
+    "components.providers.guest._GuestImageProvider",
     "components.providers.lab.BaseImageProvider",
     "components.providers.lab.BridgeProvider",
     "components.providers.lab.HostPackagesProvider",

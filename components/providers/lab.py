@@ -336,19 +336,29 @@ class NodeNetworkProvider(_Provider):
         sh(*inside, "link", "set", "eth0", "up")
         sh(*inside, "link", "set", "lo", "up")
         sh(*inside, "route", "replace", "default", "via", props["gateway"])
+        if props.get("provider_veth"):
+            provider, inner = props["provider_veth"], props["provider_interface"]
+            if sh(*inside, "link", "show", inner, check=False).returncode != 0:
+                sh("ip", "link", "del", provider, check=False)
+                sh("ip", "link", "add", provider, "type", "veth", "peer", "name", inner, "netns", ns)
+            sh("ip", "link", "set", provider, "master", props["provider_bridge"], "up")
+            sh(*inside, "link", "set", inner, "up")
         return props
 
     def exists(self, props):
         if not os.path.exists(f"/run/netns/{props['netns']}"):
             return False
         out = sh("ip", "-n", props["netns"], "-j", "addr", "show", "dev", "eth0", check=False)
-        link = sh("ip", "link", "show", props["veth"], check=False)
-        return out.returncode == 0 and props["address_cidr"].split("/")[0] in out.stdout and link.returncode == 0
+        links = [props["veth"], *([props["provider_veth"]] if props.get("provider_veth") else [])]
+        return (out.returncode == 0 and props["address_cidr"].split("/")[0] in out.stdout
+                and all(sh("ip", "link", "show", link, check=False).returncode == 0 for link in links))
 
     def delete(self, _id, props):
         if os.path.exists(f"/run/netns/{props['netns']}"):
             sh("ip", "netns", "del", props["netns"])
         sh("ip", "link", "del", props["veth"], check=False)
+        if props.get("provider_veth"):
+            sh("ip", "link", "del", props["provider_veth"], check=False)
 
 
 def _is_mountpoint(path: str) -> bool:
@@ -470,12 +480,18 @@ class NodeProvider(_Provider):
     """
 
     replace_on = ("machine", "root", "netns")
+    # Read at boot only: a change reboots the node in place (the same machine and disk, as a real host's reboot).
+    # `writable_api_vfs`: what of /proc/sys the node may write (nspawn's SYSTEMD_NSPAWN_API_VFS_WRITABLE).
+    boot_settings = ("writable_api_vfs",)
 
     def identity(self, props):
         return props["machine"]
 
     def apply(self, props):
         self.stop(props)  # a node left running outside the state (an earlier crash) is not reused
+        env = dict(os.environ)
+        if props.get("writable_api_vfs"):
+            env["SYSTEMD_NSPAWN_API_VFS_WRITABLE"] = props["writable_api_vfs"]
         log = open(f"{props['log']}", "ab")
         proc = subprocess.Popen(
             [
@@ -483,7 +499,7 @@ class NodeProvider(_Provider):
                 f"--network-namespace-path=/run/netns/{props['netns']}", f"--machine={props['machine']}",
                 "--capability=all", "--console=read-only",
             ],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
         )
         log.close()
         try:
@@ -497,7 +513,9 @@ class NodeProvider(_Provider):
         return dict(props, pid=proc.pid)
 
     def update(self, _id, olds, news):
-        # Only settings that need no reboot reach here (the rest replace): keep the running boot.
+        if any(olds.get(k) != news.get(k) for k in self.boot_settings):
+            return UpdateResult(outs=self.apply(dict(news, pid=olds.get("pid"))))
+        # Settings that need no reboot: keep the running boot.
         return UpdateResult(outs=dict(news, pid=olds["pid"]))
 
     def exists(self, props):

@@ -19,7 +19,8 @@ from tests.integration.conftest import stack
 STACK = "labtest"  # its own stack, bridge and subnet, so a developer's running lab is left alone
 BRIDGE = "osdtest0"
 NODES = {"controller": "10.67.0.10", "compute1": "10.67.0.11"}
-SPARE = {"compute2": "10.67.0.12"}  # a compute host that tests add and remove
+SPARE = {"compute2": "10.67.0.12"}
+PROVIDER_CIDR = "10.67.100.0/24"  # the provider network; its bridge (BRIDGE + "p") holds 10.67.100.1  # a compute host that tests add and remove
 # `target` globs: the lab itself and what every host gets before any package (passwords, nodes, SSH access,
 # OS release check, /etc/hosts
 # block, name check). Tests of the lab's own life cycle and of the building blocks target these only; the
@@ -30,15 +31,21 @@ HOST_PREP = LAB + ["**::cloud-controller", "**::cloud-compute1", "**-ssh", "**-o
 
 
 @contextlib.contextmanager
-def lab_stack(project, disposable: bool = True, release: Optional[str] = None):
+def lab_stack(project, disposable: bool = True, release: Optional[str] = None, post_deploy: bool = False):
     """The lab stack for this test's project, destroyed afterwards whatever happened (the machine left clean).
     `disposable=False`: nodes that behave like an operator's hosts (every undo runs on destroy); `release`: another
-    than the lab stack file's."""
+    than the lab stack file's; `post_deploy`: with the stack file's postDeploy resources (flavor, image, networks...),
+    which only tests that deploy the whole cloud in one untargeted run can have (a `--target`ed run of a new stack
+    leaves their IDs empty)."""
     work, _ = project
     with open(work / "stacks" / "Pulumi.lab.yaml") as f:
         doc = yaml.safe_load(f)
     doc.pop("encryptionsalt", None)
     doc["config"]["openstack-deploy:managementCidr"] = "10.67.0.0/24"
+    if "openstack-deploy:providerNetwork" in doc["config"]:  # (a program from before Neutron has none)
+        doc["config"]["openstack-deploy:providerNetwork"] = {"cidr": PROVIDER_CIDR}
+    if not post_deploy:
+        doc["config"].pop("openstack-deploy:postDeploy", None)
     if release:
         doc["config"]["openstack-deploy:release"] = release
     doc["config"]["openstack-deploy:lab"] = {"bridge": BRIDGE, **({} if disposable else {"disposable": False})}
