@@ -24,8 +24,8 @@ IMAGE = "openstack-deploy-guest"
 PROVIDER, SELF_SERVICE, ROUTER = "provider", "selfservice", "router"
 SECURITY_GROUP = "ssh-icmp"
 KEYPAIR = "openstack-deploy"
-# A network, subnet or router that a server the stack did not make still uses answers 409 to a delete, which the
-# provider retries until its timeout (10 min by default): a destroy stops after this one, with Neutron's reason.
+# A network, subnet or router interface that a server the stack did not make still uses refuses a delete, which the
+# provider retries until its timeout (10 min by default): a destroy stops after this one, naming the resource.
 DELETE_TIMEOUT = "2m"
 
 

@@ -19,8 +19,13 @@ from tests.integration.conftest import stack
 STACK = "labtest"  # its own stack, bridge and subnet, so a developer's running lab is left alone
 BRIDGE = "osdtest0"
 NODES = {"controller": "10.67.0.10", "compute1": "10.67.0.11"}
-SPARE = {"compute2": "10.67.0.12"}
-PROVIDER_CIDR = "10.67.100.0/24"  # the provider network; its bridge (BRIDGE + "p") holds 10.67.100.1  # a compute host that tests add and remove
+SPARE = {"compute2": "10.67.0.12"}  # a compute host that tests add and remove
+ADMIN = ". /root/admin-openrc && openstack"  # the admin's CLI on the controller
+# Neutron's agents as `network agent list` names them, by host: the network node's on the controller, the
+# Open vSwitch agent on every host.
+AGENTS = {("Open vSwitch agent", "controller"), ("DHCP agent", "controller"), ("L3 agent", "controller"),
+          ("Metadata agent", "controller"), ("Open vSwitch agent", "compute1")}
+PROVIDER_CIDR = "10.67.100.0/24"  # the provider network; its bridge (BRIDGE + "p") holds 10.67.100.1
 # `target` globs: the lab itself and what every host gets before any package (passwords, nodes, SSH access,
 # OS release check, /etc/hosts
 # block, name check). Tests of the lab's own life cycle and of the building blocks target these only; the

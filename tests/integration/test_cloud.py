@@ -19,7 +19,8 @@ from pulumi import automation as auto
 
 from tests.integration.conftest import make_project
 from components.providers import ssh
-from tests.integration.labstack import NODES, PROVIDER_CIDR, SPARE, lab_stack, on, plaintext, private_key, set_config
+from tests.integration.labstack import (ADMIN, AGENTS, NODES, PROVIDER_CIDR, SPARE, lab_stack, on, plaintext,
+                                       private_key, set_config)
 
 # The install order the preview of a fresh stack must show, as chains of real dependencies (the seeds' order
 # where one step needs another; independent steps, like Nova's db syncs and Keystone's, run side by side).
@@ -40,7 +41,6 @@ CHAINS = [
      "neutron-compute1-ovs-agent"],
     ["nova-controller-metadata-api", "neutron-controller-metadata-agent"],
 ]
-ADMIN = ". /root/admin-openrc && openstack"
 ADDRESSES = {address: node for node, address in NODES.items()}
 
 
@@ -256,12 +256,6 @@ def test_nova_runs_on_both_sides_and_sees_the_compute_node(cloud):
     # No hardware virtualisation in the lab's containers: emulation, and libvirt without cgroups of its own.
     assert "virt_type = qemu" in on("compute1", key, "cat /etc/nova/nova-compute.conf")
     assert "cgroup_controllers = [ ]" in on("compute1", key, "cat /etc/libvirt/qemu.conf")
-
-
-# Neutron's agents as `network agent list` names them, by host: the network node's on the controller, the
-# Open vSwitch agent on every host.
-AGENTS = {("Open vSwitch agent", "controller"), ("DHCP agent", "controller"), ("L3 agent", "controller"),
-          ("Metadata agent", "controller"), ("Open vSwitch agent", "compute1")}
 
 
 def test_every_network_agent_is_alive_and_the_api_answers_on_the_management_address(cloud):
