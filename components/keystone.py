@@ -123,7 +123,7 @@ class Keystone(pulumi.ComponentResource):
                       process_group="keystone-public", log_name="keystone", standalone="keystone_standalone",
                       processes=args.wsgi_processes, limit_request_body=114688)
         apache = serve_with_apache(prefix, host, profile, app, reads=[conf], after=[bootstrap, no_default_site],
-                                   parent=self, extra_files=[server_name, ports])
+                                   parent=self, extra_files=[server_name, ports]).ready
         self.ready = apache
 
         # The explicit provider of every OpenStack-side resource: the admin through the public endpoint (its password

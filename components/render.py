@@ -60,11 +60,28 @@ def _plain(value: Any, where: str) -> str:
     return text
 
 
+def python_value(value: Any, where: str = "a Python settings file") -> str:
+    """`value` as a Python literal the settings module reads back exactly (a string, number, boolean, None, or a
+    list or mapping of those)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise RenderError(f"{where}: a number that is not finite cannot be written")
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(python_value(v, where) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{python_value(str(k), where)}: {python_value(v, where)}" for k, v in value.items()) + "}"
+    raise RenderError(f"{where}: a {type(value).__name__} cannot be written")
+
+
 WRITERS: dict[str, Callable[[Any, str], str]] = {
     "oslo": oslo_value,  # INI files the OpenStack services read with oslo.config
     "shell": lambda value, where: shlex.quote(str(value)),  # files a shell sources
     "yaml": lambda value, where: json.dumps(value, ensure_ascii=False),  # a JSON string is a YAML one
     "plain": _plain,
+    "python": python_value,  # the dashboard's Django settings
 }
 # Each template's syntax, by `service/file`; a template not listed is "plain".
 SYNTAX = {
@@ -81,7 +98,18 @@ SYNTAX = {
     "neutron/metadata_agent.ini": "oslo",
     "keystone/admin-openrc": "shell",
     "keystone/clouds.yaml": "yaml",
+    "horizon/openstack_deploy.py": "python",
 }
+
+
+SETTING_NAME = re.compile(r"[A-Z][A-Z0-9_]*")  # a Django setting's name
+
+
+def setting_name(name: str) -> Markup:
+    """A Django setting's name, written as it is (a name, not a value: no quotes)."""
+    if not SETTING_NAME.fullmatch(name):
+        raise RenderError(f"setting name {name!r}: only upper-case letters, digits and _ are allowed")
+    return Markup(name)
 
 
 def _environment(syntax: str) -> jinja2.Environment:
@@ -91,7 +119,7 @@ def _environment(syntax: str) -> jinja2.Environment:
         # A macro's output (Markup under autoescape) was written value by value already; the rest is written here.
         return value if isinstance(value, Markup) else Markup(write(value, f"a {syntax} file"))
 
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -100,6 +128,8 @@ def _environment(syntax: str) -> jinja2.Environment:
         autoescape=True,  # (with `finalize`: every value through its writer; never HTML escaping)
         finalize=finalize,
     )
+    environment.filters["setting_name"] = setting_name
+    return environment
 
 
 _ENVIRONMENTS = {syntax: _environment(syntax) for syntax in WRITERS}

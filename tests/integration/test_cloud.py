@@ -9,14 +9,17 @@ and checks that the hosts are clean (README, "What destroy leaves"), then destro
 import ipaddress
 import json
 import subprocess
+import threading
 import time
 
 import openstack.config
 import openstack.connection
 import pytest
+import requests
 import yaml
 from pulumi import automation as auto
 
+from tests.integration import browser
 from tests.integration.conftest import make_project
 from components.providers import ssh
 from tests.integration.labstack import (ADMIN, AGENTS, NODES, PROVIDER_CIDR, SPARE, lab_stack, on, plaintext,
@@ -40,6 +43,9 @@ CHAINS = [
     ["neutron-database", "neutron-controller-config", "neutron-controller-db-sync", "neutron-controller-api",
      "neutron-compute1-ovs-agent"],
     ["nova-controller-metadata-api", "neutron-controller-metadata-agent"],
+    # The dashboard's site reloads the same Apache, after Placement's, and before any later sign-in.
+    ["horizon-controller-settings", "horizon-controller-static", "horizon-controller-apache", "glance-identity-user"],
+    ["placement-controller-apache", "horizon-controller-apache", "neutron-identity-user"],
 ]
 ADDRESSES = {address: node for node, address in NODES.items()}
 
@@ -321,6 +327,63 @@ def test_servers_boot_and_answer_on_a_floating_ip_and_on_the_provider_network(cl
             conn.compute.wait_for_delete(server, wait=120)
 
 
+def test_the_dashboard_answers_with_its_login_form_on_its_own_site_only(cloud, tmp_path):
+    _, _, up, key = cloud
+    url = up.outputs["dashboard_url"].value
+    assert url == f"http://{NODES['controller']}/"
+    login = requests.get(url, timeout=30)  # redirected to the login page
+    assert login.status_code == 200 and 'name="password"' in login.text, (login.status_code, login.url)
+    # Not on Keystone's or Placement's virtual hosts, and nothing else of the dashboard's on the web server.
+    for port in (5000, 8778):
+        assert requests.get(f"http://{NODES['controller']}:{port}/auth/login/", timeout=30).status_code == 404, port
+    assert on("controller", key, "ls /etc/apache2/conf-enabled | grep -c dashboard || true") == "0"
+    # Its own daemons (mod_wsgi daemon mode, not embedded in Apache's workers).
+    assert on("controller", key, "pgrep -c -f '^[(]wsgi:horizon'") == "2"
+    # Glance's metadata definitions catalog is loaded (the dashboard's metadata editors read it).
+    conn = connect(up, tmp_path)
+    assert len(list(conn.image.metadef_namespaces())) > 10
+
+
+def test_a_browser_signs_in_sees_the_labs_server_image_and_networks_and_signs_out(cloud, tmp_path):
+    """Headless Chromium at dashboard_url: a wrong password is refused with no session; the admin signs in, reaches
+    the overview, finds a server, the guest image and the lab's networks on their pages, and signs out."""
+    _, _, up, _ = cloud
+    url = up.outputs["dashboard_url"].value
+    password = yaml.safe_load(up.outputs["clouds_yaml"].value)["clouds"]["admin"]["auth"]["password"]
+    conn = connect(up, tmp_path)
+    server = conn.compute.create_server(
+        name="browser-test", image_id=conn.image.find_image("openstack-deploy-guest", ignore_missing=False).id,
+        flavor_id=conn.compute.find_flavor("m1.tiny", ignore_missing=False).id,
+        networks=[{"uuid": conn.network.find_network("selfservice", ignore_missing=False).id}])
+    try:
+        conn.compute.wait_for_server(server, wait=300)
+        with browser.chromium() as session:
+            browser.sign_in(session, url, "admin", password + "-wrong")
+            assert browser.shows(session, "Invalid credentials"), session.page_source[-2000:]
+            browser.screenshot(session, "wrong-password")
+            session.get(f"{url}project/")
+            assert "/auth/login/" in session.current_url  # no session: back to the login form
+            browser.screenshot(session, "login")
+
+            browser.sign_in(session, url, "admin", password)
+            assert browser.shows(session, "Limit Summary"), session.current_url
+            assert "/auth/login/" not in session.current_url
+            browser.screenshot(session, "overview")
+            for path, names in (("project/instances/", ["browser-test"]), ("project/images/", ["openstack-deploy-guest"]),
+                                ("admin/networks/", ["provider", "selfservice"])):
+                session.get(url + path)
+                for name in names:
+                    assert browser.shows(session, name), (path, name)
+                browser.screenshot(session, path.strip("/").replace("/", "-"))
+
+            session.get(f"{url}auth/logout/")
+            session.get(f"{url}project/")
+            assert "/auth/login/" in session.current_url
+    finally:
+        conn.compute.delete_server(server)
+        conn.compute.wait_for_delete(server, wait=120)
+
+
 def test_deleted_networks_a_router_and_a_flavor_are_drift_and_up_refresh_makes_them_again(cloud):
     s, _, _, key = cloud
     on("controller", key, f"{ADMIN} router remove subnet router selfservice-v4 && {ADMIN} router delete router && "
@@ -426,6 +489,48 @@ def test_one_nova_option_previews_and_restarts_only_novas_services(cloud):
     assert "debug = true" in on("compute1", key, "cat /etc/nova/nova.conf")
 
 
+def wsgi_daemons(key, group: str) -> set[str]:
+    return set(on("controller", key, f"pgrep -f '^[(]wsgi:{group}'").split())
+
+
+def test_a_dashboard_setting_restarts_only_the_dashboards_daemons_while_keystone_answers(cloud):
+    s, _, up, key = cloud
+    overrides = json.loads(s.get_config("openstack-deploy:overrides").value)
+    set_config(s, "openstack-deploy:overrides", {**overrides, "horizon": {"local_settings": {"SITE_BRANDING": "Lab cloud"}}})
+    changed = set()
+    s.preview(on_event=steps(changed))
+    assert changed == {("update", "horizon-controller-settings"), ("update", "horizon-controller-static"),
+                       ("update", "horizon-controller-wsgi-daemons")}, changed
+
+    before = invocations(key), wsgi_daemons(key, "keystone"), wsgi_daemons(key, "horizon")
+    password = yaml.safe_load(up.outputs["clouds_yaml"].value)["clouds"]["admin"]["auth"]["password"]
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"name": "Default"}, "password": password}}}}}
+    answers: list[int] = []
+    done = threading.Event()
+
+    def sign_in_again_and_again():
+        while not done.is_set():
+            try:
+                answers.append(requests.post(up.outputs["auth_url"].value + "auth/tokens", json=body, timeout=10).status_code)
+            except requests.RequestException:
+                answers.append(0)
+
+    signer = threading.Thread(target=sign_in_again_and_again)
+    signer.start()
+    try:
+        s.up()
+    finally:
+        done.set()
+        signer.join()
+    after = invocations(key), wsgi_daemons(key, "keystone"), wsgi_daemons(key, "horizon")
+    assert answers and set(answers) == {201}, sorted(set(answers))  # Keystone answered every sign-in
+    assert after[0] == before[0]  # no unit restarted, Apache included
+    assert after[1] == before[1]  # Keystone's own daemons untouched
+    assert not after[2] & before[2]  # the dashboard's daemons are new
+    assert "Lab cloud" in requests.get(up.outputs["dashboard_url"].value, timeout=30).text
+
+
 def test_nothing_listens_on_a_wildcard_address_but_sshd(cloud):
     _, _, _, key = cloud
     for node in NODES:
@@ -510,7 +615,26 @@ CHANGES = {
     "a compute host removed": _remove_a_compute_host,
 }
 REBOOTED = {"a node's container killed": "compute1"}  # every unit of that node starts anew
-ROWS = [*([name] for name in DRIFT), list(DRIFT), *([name] for name in CHANGES)]  # drift alone, all at once, changes
+# What each change must show in the preview (and then do), at least: so that several share one row (each row is a
+# preview --refresh, an up --refresh and another preview --refresh of the whole cloud).
+SHOWN = {
+    "a unit disabled": {"memcached-controller-service"},
+    "a config file edited on each host": {"glance-controller-config", "nova-compute-compute1-qemu-conf"},
+    "a service stopped": {"nova-controller-scheduler"},
+    "a masked unit unmasked": {"nova-compute-compute1-libvirt-guests-off"},
+    "a database grant revoked": {"glance-database"},
+    "a Keystone endpoint deleted": {"placement-identity-internal-endpoint"},
+    "a package removed": {"cloud-controller-packages"},
+    "a per-service override changed": {"glance-controller-config", "glance-controller-api"},
+    "a per-host override changed": {"nova-compute-compute1-config", "nova-compute-compute1-service"},
+    "a service password rotated": {"placement-identity-user", "placement-controller-config",
+                                   "placement-controller-wsgi-daemons"},
+    "a compute host added": {"cloud-compute2-packages", "nova-compute-compute2-service"},
+    "a compute host removed": {"cloud-compute2-packages", "nova-compute-compute2-service"},
+}
+CONFIG_CHANGES = ["a per-service override changed", "a per-host override changed", "a service password rotated"]
+# Every kind of drift at once, the node killed, the config changes at once, a host added, a host removed.
+ROWS = [list(DRIFT), ["a node's container killed"], CONFIG_CHANGES, ["a compute host added"], ["a compute host removed"]]
 
 
 def steps(record):
@@ -550,6 +674,9 @@ def test_preview_refresh_shows_exactly_what_up_refresh_does(cloud, row):
     previewed, performed = set(), set()
     preview = s.preview(refresh=True, on_event=steps(previewed))
     assert previewed, f"{row}: the preview shows no change ({preview.change_summary})"
+    shown = {name for _, name in previewed}
+    for name in row:
+        assert SHOWN.get(name, set()) <= shown, (name, sorted(SHOWN[name] - shown))
     rebooted = {REBOOTED[name] for name in row if name in REBOOTED}  # every unit there starts anew
     watched = {u for u in units.values() if u[0] not in rebooted}
     before = invocation_ids(key, watched)
