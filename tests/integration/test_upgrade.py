@@ -95,3 +95,7 @@ def zed_answers_as_an_operator_expects(key: str) -> None:
     assert on("controller", key, f"{ADMIN} hypervisor list -f value -c 'Hypervisor Hostname'").split() == ["compute1"]
     agents = on("controller", key, f"{ADMIN} network agent list -f value -c 'Agent Type' -c Host -c Alive")
     assert sorted(agents.splitlines()) == sorted(f"{kind} {host} True" for kind, host in AGENTS), agents
+    # Zed's dashboard (Horizon 23, Django 3.2), added by the upgrade: its login form, styled (assets compressed).
+    assert on("controller", key, "dpkg-query -W -f='${Version}' openstack-dashboard").startswith("3:23.")
+    login = on("controller", key, f"curl -sfL http://{NODES['controller']}/")
+    assert 'name="password"' in login and "/static/dashboard/css/" in login
