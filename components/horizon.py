@@ -54,13 +54,14 @@ class Horizon(ServiceComponent):
                            render.render("horizon", "local_settings.py", profile.name), opts=self.after())
         settings = self.secret_config(profile.path("dashboard_settings"), settings_text, group="horizon",
                                       step="settings")
-        # As the package's postinst does it, with this program's settings: the pages' assets, compressed offline.
+        # As the package's postinst does it, with this program's settings: the pages' assets, compressed offline
+        # (compress's manifest lands in Horizon's COMPRESS_OUTPUT_DIR, `dashboard`).
         manage = profile.path("dashboard_manage")
         static_dir = profile.path("dashboard_static")
         build = f"{manage} collectstatic --noinput --clear -v 0 && {manage} compress --force -v 0"
         static = RemoteCommand(
             f"{self.prefix}-static", connection=host.connection, create=build, update=build,
-            check=f"test -s {static_dir}/CACHE/manifest.json", triggers=restarted_on(stub, settings),
+            check=f"test -s {static_dir}/dashboard/manifest.json", triggers=restarted_on(stub, settings),
             opts=self.after(stub, settings),
         )
         app = WsgiApp(site="openstack-dashboard", title="Horizon", port=PORT, script="wsgi.py", user="horizon",
