@@ -115,11 +115,11 @@ class Cloud(pulumi.ComponentResource):
             opts=child,
         )
         # The dashboard's settings and assets are made while Keystone's steps run; its site reloads the web server
-        # after Placement's did.
+        # once Placement's reload and Placement's own sign-ins (its registration) are done.
         self.horizon = Horizon(
             "horizon",
             HorizonArgs(ctx, secret_key=pw["horizon_secret_key"],
-                        web_server=[*self.keystone.web_server, self.placement.web_server]),
+                        web_server=[*self.keystone.web_server, *self.placement.ready]),
             opts=child,
         )
         # Those two sites reload the web server Keystone runs in: every later Keystone sign-in waits for them.

@@ -26,7 +26,7 @@ class PlacementArgs:
 
 
 class Placement(ServiceComponent):
-    ready: list[pulumi.Resource]  # the API answers and its Keystone registration is made
+    ready: list[pulumi.Resource]  # the API answers and its Keystone registration is made (no sign-in left to make)
     web_server: pulumi.Resource  # the reload of the web server Keystone runs in: later sign-ins wait for it
 
     def __init__(self, name: str, args: PlacementArgs, opts: Optional[pulumi.ResourceOptions] = None):

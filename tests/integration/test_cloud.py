@@ -45,7 +45,7 @@ CHAINS = [
     ["nova-controller-metadata-api", "neutron-controller-metadata-agent"],
     # The dashboard's site reloads the same Apache, after Placement's, and before any later sign-in.
     ["horizon-controller-settings", "horizon-controller-static", "horizon-controller-apache", "glance-identity-user"],
-    ["placement-controller-apache", "horizon-controller-apache", "neutron-identity-user"],
+    ["placement-controller-apache", "placement-identity-user", "horizon-controller-apache", "neutron-identity-user"],
 ]
 ADDRESSES = {address: node for node, address in NODES.items()}
 
