@@ -9,6 +9,7 @@ import os
 import shutil
 
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -54,9 +55,16 @@ def sign_in(session, url: str, user: str, password: str) -> None:
 
 
 def shows(session, text: str) -> bool:
-    """Waits until the page's text has `text` (the tables of newer panels are drawn by scripts after loading)."""
+    """Waits until the page's text has `text` (the tables of newer panels are drawn by scripts after loading; a
+    page still being replaced, after a form's redirect, is read again)."""
+    def has_text(s) -> bool:
+        try:
+            return text in s.find_element(By.TAG_NAME, "body").text
+        except WebDriverException:
+            return False
+
     try:
-        WebDriverWait(session, WAIT).until(lambda s: text in s.find_element(By.TAG_NAME, "body").text)
+        WebDriverWait(session, WAIT).until(has_text)
         return True
-    except Exception:
+    except TimeoutException:
         return False
