@@ -97,6 +97,7 @@ class Cloud(pulumi.ComponentResource):
                 memcache_servers=self.memcached.servers,
                 public_host=cfg.vip or controller.address,
                 overrides=service_overrides(cfg.overrides, controller.spec.overrides, "keystone"),
+                mask=self.passwords.masked,
             ),
             opts=child,
         )
@@ -106,7 +107,7 @@ class Cloud(pulumi.ComponentResource):
             host=controller, profile=profile, region=cfg.region, identity=self.keystone.identity,
             database=self.mariadb.server, auth_url=self.keystone.internal_auth_url,
             public_auth_url=self.keystone.auth_url, memcache_servers=self.memcached.servers,
-            public_host=cfg.vip or controller.address, overrides=cfg.overrides,
+            public_host=cfg.vip or controller.address, overrides=cfg.overrides, mask=self.passwords.masked,
         )
         self.placement = Placement(
             "placement",

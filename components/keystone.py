@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import pulumi
 import pulumi_openstack as openstack
@@ -46,6 +46,8 @@ class KeystoneArgs:
     public_host: str
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     wsgi_processes: int = 2
+    # A secret text with the stack's passwords masked (Passwords.masked): what a preview's report may show of it.
+    mask: Optional[Callable[[pulumi.Input[str]], pulumi.Output[str]]] = None
 
 
 class Keystone(pulumi.ComponentResource):
@@ -73,7 +75,7 @@ class Keystone(pulumi.ComponentResource):
             )
         )
         conf = config_file(f"{prefix}-config", conn, "/etc/keystone/keystone.conf", pulumi.Output.secret(conf_text),
-                           mode="0640", group="keystone", opts=after())
+                           mode="0640", group="keystone", opts=after(), shown=args.mask(conf_text) if args.mask else None)
         db_sync = RemoteCommand(
             f"{prefix}-db-sync", connection=conn,
             create=as_user("keystone", "keystone-manage db_sync"),
@@ -163,5 +165,5 @@ class Keystone(pulumi.ComponentResource):
             lambda p: render.render("keystone", "clouds.yaml", profile.name, password=p, auth_url=self.auth_url,
                                     region=args.region)))
         config_file(f"{prefix}-admin-openrc", conn, "/root/admin-openrc", self.admin_openrc, mode="0600",
-                    opts=after(apache))
+                    opts=after(apache), shown=args.mask(self.admin_openrc) if args.mask else None)
         self.register_outputs({"auth_url": self.auth_url})

@@ -104,7 +104,7 @@ class Neutron(ServiceComponent):
                                                   ctx.service_overrides("neutron", h))))
                 host_conf = config_file(f"{self.service_name}-{h.spec.name}-config", h.connection,
                                         profile.path("neutron_conf"), agent_conf, mode="0640", group="neutron",
-                                        opts=self.after())
+                                        opts=self.after(), shown=ctx.shown(agent_conf))
             switches[h.spec.name] = self.switch_agent(h, host_conf, args.physical_network, after=server)
         # The network node (the controller): DHCP, L3 and metadata agents, each with its own file, plugging their
         # ports into br-int (made by the host's Open vSwitch agent).
@@ -120,7 +120,8 @@ class Neutron(ServiceComponent):
         agents = []
         for service, (step, path, text) in agent_files.items():
             agent_conf = config_file(f"{self.prefix}-{step}-agent-config", host.connection, profile.path(path), text,
-                                     mode="0640", group="neutron", opts=self.after())
+                                     mode="0640", group="neutron", opts=self.after(),
+                                     shown=ctx.shown(text) if step == "metadata" else None)
             after = [*server, *masked, agent_conf, switches[host.spec.name], *(args.after if step == "metadata" else ())]
             agents.append(platform_service(f"{self.prefix}-{step}-agent", host.connection, profile, service,
                                            triggers=restarted_on(conf, agent_conf), opts=self.after(*after)))

@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 from typing import Any, Callable, Mapping
+from urllib.parse import quote
 
 import jinja2
 from markupsafe import Markup
@@ -147,6 +148,28 @@ def syntax(service: str, filename: str) -> str:
 def render(service: str, filename: str, profile: str, **values: Any) -> str:
     environment = _ENVIRONMENTS[syntax(service, filename)]
     return environment.get_template(template_name(service, filename, profile)).render(**values)
+
+
+def written_forms(secret: str) -> set[str]:
+    """Every form in which a file of this program can hold `secret`: as it is, percent-encoded in a URL, and each
+    of those as every file syntax's writer writes it."""
+    forms = {secret, quote(secret, safe="")}
+    for form in list(forms):
+        forms.add(oslo_value(form))
+        forms.add(shlex.quote(form))
+        forms.add(json.dumps(form, ensure_ascii=False))
+        forms.add(python_value(form))
+    return {f for f in forms if f}
+
+
+def masked(text: str, secrets: Mapping[str, str]) -> str:
+    """`text` with every written form of every secret replaced by `<secret NAME>` (longest forms first), so that a
+    diff of two renders can be shown: a reviewer sees which secret sits where, never its value."""
+    forms = sorted(((form, name) for name, secret in secrets.items() if secret for form in written_forms(secret)),
+                   key=lambda item: -len(item[0]))
+    for form, name in forms:
+        text = text.replace(form, f"<secret {name}>")
+    return text
 
 
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")

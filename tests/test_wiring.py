@@ -315,3 +315,19 @@ def test_the_service_project_and_roles_come_from_keystone_through_its_provider()
     assert names["nova-identity-admin-role"].inputs["projectId"] == "keystone-service-project-id"
     dynamic_keystone = [r.name for r in mocks.resources if "keystone" in r.typ and r.typ.startswith("pulumi-python")]
     assert dynamic_keystone == []
+
+
+def test_every_file_holding_a_secret_has_its_masked_text_to_show_and_only_those():
+    mocks, _ = run_program(GOOD)
+    files = by_type(mocks, "remote:File")
+    passwords = [f"pw-cloud-passwords-{name}" for name in PASSWORDS]
+    holding = [f for f in files if any(p in json.dumps(plain(f.inputs["content"])) for p in passwords)]
+    assert {f.name for f in holding} >= {"keystone-ctl-config", "keystone-ctl-admin-openrc", "nova-ctl-config",
+                                        "horizon-ctl-settings", "neutron-ctl-metadata-agent-config"}
+    for f in files:
+        shown = f.inputs.get("shown")
+        if f in holding:
+            assert isinstance(shown, str) and "<secret " in shown, f.name  # a plain input: not a secret
+            assert not any(p in shown for p in passwords), f.name
+        else:
+            assert shown is None, f.name  # its content is not secret: shown as it is

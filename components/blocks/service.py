@@ -5,7 +5,7 @@ one-off command run as its user (a db sync). A service component is these plus a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pulumi
 
@@ -32,6 +32,12 @@ class ServiceContext:
     memcache_servers: pulumi.Input[str]
     public_host: str  # where clients outside the cloud reach the APIs (a VIP or the controller's address)
     overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)  # stack-wide
+    # A secret text with the stack's passwords masked (Passwords.masked): what a preview's report may show of it.
+    mask: Optional[Callable[[pulumi.Input[str]], pulumi.Output[str]]] = None
+
+    def shown(self, text: pulumi.Input[str]) -> Optional[pulumi.Output[str]]:
+        """`text` (secret) as a preview's report may show it."""
+        return self.mask(text) if self.mask else None
 
     def urls(self, port: int, path: str = "") -> dict[str, str]:
         """The endpoint URL per interface: public on the public host, internal/admin on the controller's name."""
@@ -84,7 +90,7 @@ class ServiceComponent(pulumi.ComponentResource):
     def secret_config(self, path: str, text: pulumi.Input[str], group: str, step: str = "config") -> RemoteFile:
         """A config file holding credentials: secret, 0640, readable by the service's group only."""
         return config_file(f"{self.prefix}-{step}", self.host.connection, path, pulumi.Output.secret(text),
-                           mode="0640", group=group, opts=self.after())
+                           mode="0640", group=group, opts=self.after(), shown=self.ctx.shown(text))
 
     def run_as(self, step: str, user: str, command: str, check: Optional[str] = None,
                after: Sequence[pulumi.Resource] = ()) -> RemoteCommand:
