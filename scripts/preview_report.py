@@ -139,11 +139,13 @@ def describe(step: Step) -> list[str]:
     if kind == "Command":
         create = new.get("create") if _known(new.get("create")) else old.get("create")
         unit = _unit(create)
-        if unit and step.op != "delete":
+        if unit:
+            if step.op == "delete":
+                return [f"- stops and disables `{unit}`"]
+            if step.drift:
+                return [f"- starts `{unit}` again (found stopped, disabled or failed on the host)"]
             reload = "reload-or-restart" in (create or "")
-            why = " (found stopped or disabled on the host)" if step.drift else ""
-            return [f"- {'reloads' if reload else 'restarts'} `{unit}`{why}" if step.op != "create"
-                    else f"- starts `{unit}`"]
+            return [f"- starts `{unit}`" if step.op == "create" else f"- {'reloads' if reload else 'restarts'} `{unit}`"]
         if "-wsgi-daemons" in step.name:
             return [f"- restarts its own WSGI daemons (`{step.name}`)"]
         if step.drift:
@@ -162,7 +164,7 @@ def describe(step: Step) -> list[str]:
         return [f"- packages: {'; '.join(parts) or verb}"]
     if kind == "Database":
         return [f"- database `{step.name}` {verb}" + (" (its grants or user differ on the server)" if step.drift else "")]
-    label = step.type.split(":")[1].split("/")[-1] if step.type.startswith("openstack:") else kind
+    label = kind  # (an OpenStack resource's type ends with its kind: EndpointV3, Network, Flavor...)
     why = " (gone: deleted outside this program)" if step.drift and step.op == "create" else \
         " (edited outside this program)" if step.drift else ""
     return [f"- {label} `{step.name}` {verb}{why}"]
