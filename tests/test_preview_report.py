@@ -1,20 +1,13 @@
 """The pull-request report of a preview (scripts/preview_report.py), rendered from engine events shaped as the
 Automation API gives them: a table of changes of every kind, and no secret in any report."""
 
-import importlib.util
-import os
-import sys
 from types import SimpleNamespace
 
-import pytest
 
 from components import render
-from tests.integration.conftest import ROOT
+from tests.integration.conftest import script_module
 
-spec = importlib.util.spec_from_file_location("preview_report", os.path.join(ROOT, "scripts", "preview_report.py"))
-report = importlib.util.module_from_spec(spec)
-sys.modules["preview_report"] = report  # (its dataclasses look their module up)
-spec.loader.exec_module(report)
+report = script_module("preview_report")
 
 HOSTS = ["controller", "compute1"]
 PASSWORD = "s3cr$t'\"pw"

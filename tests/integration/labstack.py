@@ -92,6 +92,14 @@ def plaintext(value):
     return json.loads(value["plaintext"]) if isinstance(value, dict) else value
 
 
+def stack_secrets(s) -> list[str]:
+    """Every secret of the stack in plaintext: the generated passwords, the lab's SSH key, the config's secrets."""
+    found = [plaintext(r["outputs"].get("value") or r["outputs"].get("private_key"))
+             for r in s.export_stack().deployment["resources"] if r["type"].startswith("pulumi-python:dynamic/secrets:")]
+    found += [v.value for v in s.get_all_config().values() if v.secret]
+    return [secret for secret in found if secret]
+
+
 def assert_secrets_only_as_ciphertext(s) -> None:
     """The generated passwords, the lab key and the node connections are ciphertext in the backend's files
     (the Automation API's export shows them decrypted)."""

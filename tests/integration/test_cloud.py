@@ -8,6 +8,7 @@ and checks that the hosts are clean (README, "What destroy leaves"), then destro
 
 import ipaddress
 import json
+import os
 import subprocess
 import threading
 import time
@@ -19,11 +20,12 @@ import requests
 import yaml
 from pulumi import automation as auto
 
+from components import render
 from tests.integration import browser
-from tests.integration.conftest import make_project
+from tests.integration.conftest import make_project, script_module
 from components.providers import ssh
-from tests.integration.labstack import (ADMIN, AGENTS, NODES, PROVIDER_CIDR, SPARE, lab_stack, on, plaintext,
-                                       private_key, set_config)
+from tests.integration.labstack import (ADMIN, AGENTS, NODES, PROVIDER_CIDR, SPARE, STACK, lab_stack, on, plaintext,
+                                       private_key, set_config, stack_secrets)
 
 # The install order the preview of a fresh stack must show, as chains of real dependencies (the seeds' order
 # where one step needs another; independent steps, like Nova's db syncs and Keystone's, run side by side).
@@ -48,6 +50,7 @@ CHAINS = [
     ["placement-controller-apache", "placement-identity-user", "horizon-controller-apache", "neutron-identity-user"],
 ]
 ADDRESSES = {address: node for node, address in NODES.items()}
+preview_report = script_module("preview_report")
 
 
 def is_lab(resource) -> bool:
@@ -638,9 +641,12 @@ CONFIG_CHANGES = ["a per-service override changed", "a per-host override changed
 ROWS = [list(DRIFT), ["a node's container killed"], CONFIG_CHANGES, ["a compute host added"], ["a compute host removed"]]
 
 
-def steps(record):
-    """An on_event callback that collects (op, resource name) of every step that changes something."""
+def steps(record, events=None):
+    """An on_event callback that collects (op, resource name) of every step that changes something (and every
+    event in `events`, if given)."""
     def collect(event):
+        if events is not None:
+            events.append(event)
         meta = event.resource_pre_event and event.resource_pre_event.metadata
         if meta and meta.op not in ("same", "read", "refresh") and not meta.type.startswith("pulumi:providers:"):
             record.add((meta.op, meta.urn.split("::")[-1]))
@@ -672,12 +678,23 @@ def test_preview_refresh_shows_exactly_what_up_refresh_does(cloud, row):
     units = service_units(s)
     for name in row:
         {**DRIFT, **CHANGES}[name](s, key)
-    previewed, performed = set(), set()
-    preview = s.preview(refresh=True, on_event=steps(previewed))
+    previewed, performed, events = set(), set(), []
+    preview = s.preview(refresh=True, on_event=steps(previewed, events))
     assert previewed, f"{row}: the preview shows no change ({preview.change_summary})"
     shown = {name for _, name in previewed}
     for name in row:
         assert SHOWN.get(name, set()) <= shown, (name, sorted(SHOWN[name] - shown))
+    # The pull-request report of that preview names every changed step's host and holds no secret in any form.
+    hosts = [h["name"] for h in json.loads(s.get_config("openstack-deploy:hosts").value)]
+    text = preview_report.render(STACK, preview_report.steps_from(events), hosts, refresh=True)
+    os.makedirs(browser.ARTIFACTS, exist_ok=True)
+    with open(os.path.join(browser.ARTIFACTS, f"preview-report-{'+'.join(row)[:60]}.md".replace(" ", "-")), "w") as f:
+        f.write(text)
+    for secret in stack_secrets(s):
+        assert not any(form in text for form in render.written_forms(secret)), row
+    assert "### Drift found by the refresh" in text or not set(row) & set(DRIFT)
+    if "a per-service override changed" in row:
+        assert "+debug = true" in text  # the masked diff of glance-api.conf
     rebooted = {REBOOTED[name] for name in row if name in REBOOTED}  # every unit there starts anew
     watched = {u for u in units.values() if u[0] not in rebooted}
     before = invocation_ids(key, watched)
