@@ -575,9 +575,10 @@ def _host_override(s, key):
     set_config(s, "openstack-deploy:hosts", hosts)
 
 
-def _rotate_a_password(s, key):
-    s.set_config("openstack-deploy:passwords.placement_user", auto.ConfigValue(value="rotated-4Xq9bLw2", secret=True),
-                 path=True)
+def _rotate(name: str, value: str):
+    def rotate(s, key):
+        s.set_config(f"openstack-deploy:passwords.{name}", auto.ConfigValue(value=value, secret=True), path=True)
+    return rotate
 
 
 def _set_spare(s, present: bool) -> bool:
@@ -614,7 +615,9 @@ CHANGES = {
     "a node's container killed": _kill_a_node,
     "a per-service override changed": _service_override,
     "a per-host override changed": _host_override,
-    "a service password rotated": _rotate_a_password,
+    "a service password rotated": _rotate("placement_user", "rotated-4Xq9bLw2"),
+    "the RabbitMQ password rotated": _rotate("rabbitmq", "rotated-Mq7$'x"),
+    "the Nova database password rotated": _rotate("nova_db", "rotated-Db5$x'y"),
     "a compute host added": _add_a_compute_host,
     "a compute host removed": _remove_a_compute_host,
 }
@@ -633,10 +636,14 @@ SHOWN = {
     "a per-host override changed": {"nova-compute-compute1-config", "nova-compute-compute1-service"},
     "a service password rotated": {"placement-identity-user", "placement-controller-config",
                                    "placement-controller-wsgi-daemons"},
+    "the RabbitMQ password rotated": {"rabbitmq-controller-user", "nova-controller-config", "nova-compute-compute1-config",
+                                      "neutron-compute1-config", "nova-compute-compute1-service"},
+    "the Nova database password rotated": {"nova-database", "nova-controller-config", "nova-controller-conductor"},
     "a compute host added": {"cloud-compute2-packages", "nova-compute-compute2-service"},
     "a compute host removed": {"cloud-compute2-packages", "nova-compute-compute2-service"},
 }
-CONFIG_CHANGES = ["a per-service override changed", "a per-host override changed", "a service password rotated"]
+CONFIG_CHANGES = ["a per-service override changed", "a per-host override changed", "a service password rotated",
+                  "the RabbitMQ password rotated", "the Nova database password rotated"]
 # Every kind of drift at once, the node killed, the config changes at once, a host added, a host removed.
 ROWS = [list(DRIFT), ["a node's container killed"], CONFIG_CHANGES, ["a compute host added"], ["a compute host removed"]]
 
@@ -704,6 +711,24 @@ def test_preview_refresh_shows_exactly_what_up_refresh_does(cloud, row):
     restarts = {units[name] for op, name in previewed if name in units} & watched
     assert {u for u in watched if before[u] != after[u]} == restarts
     s.preview(refresh=True, expect_no_changes=True)
+
+
+def test_after_the_rotations_the_cloud_signs_in_lists_images_and_boots_a_server(cloud, tmp_path):
+    """The parity rows rotated a service password, RabbitMQ's and Nova's database password (cell mappings are
+    templates filled from nova.conf: nothing stored with the old ones)."""
+    s, _, up, key = cloud
+    assert "{password}@" in on("controller", key, "runuser -u nova -- nova-manage cell_v2 list_cells --verbose")
+    conn = connect(up, tmp_path)
+    assert conn.image.find_image("openstack-deploy-guest", ignore_missing=False)
+    server = conn.compute.create_server(
+        name="after-rotation", image_id=conn.image.find_image("openstack-deploy-guest").id,
+        flavor_id=conn.compute.find_flavor("m1.tiny", ignore_missing=False).id,
+        networks=[{"uuid": conn.network.find_network("selfservice", ignore_missing=False).id}])
+    try:
+        assert conn.compute.wait_for_server(server, wait=300).status == "ACTIVE"
+    finally:
+        conn.compute.delete_server(server)
+        conn.compute.wait_for_delete(server, wait=120)
 
 
 def test_a_host_that_does_not_answer_is_named_and_up_fails_naming_it(cloud):
