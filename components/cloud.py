@@ -108,6 +108,7 @@ class Cloud(pulumi.ComponentResource):
             database=self.mariadb.server, auth_url=self.keystone.internal_auth_url,
             public_auth_url=self.keystone.auth_url, memcache_servers=self.memcached.servers,
             public_host=cfg.vip or controller.address, overrides=cfg.overrides, mask=self.passwords.masked,
+            admin_cli=self.keystone.admin_cli,
         )
         self.placement = Placement(
             "placement",

@@ -19,7 +19,7 @@ import pulumi_openstack as openstack
 from . import render
 from .blocks.apache import WsgiApp, serve_with_apache
 from .blocks.database import DatabaseServer, service_database
-from .blocks.registration import DOMAIN, Identity, entity_options
+from .blocks.registration import DOMAIN, AdminCli, Identity, entity_options
 from .blocks.steps import as_user, config_file
 from .host import Host
 from .profiles import Profile
@@ -28,6 +28,8 @@ from .providers.remote import RemoteCommand
 # The logical package sets (profiles.py) this service needs, by role: Keystone brings the web server.
 PACKAGES = {"controller": ("web_server", "keystone")}
 
+
+ADMIN_OPENRC = "/root/admin-openrc"
 
 # Keystone's bootstrap makes the admin role global (no domain: '<<null>>' in its table).
 ADMIN_ROLE_QUERY = "SELECT id FROM keystone.role WHERE name = 'admin' AND domain_id = '<<null>>'"
@@ -164,6 +166,8 @@ class Keystone(pulumi.ComponentResource):
         self.clouds_yaml = pulumi.Output.secret(password.apply(
             lambda p: render.render("keystone", "clouds.yaml", profile.name, password=p, auth_url=self.auth_url,
                                     region=args.region)))
-        config_file(f"{prefix}-admin-openrc", conn, "/root/admin-openrc", self.admin_openrc, mode="0600",
-                    opts=after(apache), shown=args.mask(self.admin_openrc) if args.mask else None)
+        # The admin's CLI on the controller, as the seeds use it (and the steps that remove a host's records).
+        self.admin_cli = AdminCli(f". {ADMIN_OPENRC} && openstack", config_file(
+            f"{prefix}-admin-openrc", conn, ADMIN_OPENRC, self.admin_openrc, mode="0600", opts=after(apache),
+            shown=args.mask(self.admin_openrc) if args.mask else None))
         self.register_outputs({"auth_url": self.auth_url})

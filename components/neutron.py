@@ -105,7 +105,10 @@ class Neutron(ServiceComponent):
                 host_conf = config_file(f"{self.service_name}-{h.spec.name}-config", h.connection,
                                         profile.path("neutron_conf"), agent_conf, mode="0640", group="neutron",
                                         opts=self.after(), shown=ctx.shown(agent_conf))
-            switches[h.spec.name] = self.switch_agent(h, host_conf, args.physical_network, after=server)
+            records = [] if h is host else [ctx.records_of(
+                f"{self.service_name}-{h.spec.name}-records", h, "the network agents", "network agent list --host {host}",
+                "network agent delete", parent=self, after=server)]  # (deleted from the cloud when the host leaves)
+            switches[h.spec.name] = self.switch_agent(h, host_conf, args.physical_network, after=[*server, *records])
         # The network node (the controller): DHCP, L3 and metadata agents, each with its own file, plugging their
         # ports into br-int (made by the host's Open vSwitch agent).
         secret = pulumi.Output.secret(args.metadata_secret)

@@ -640,7 +640,27 @@ SHOWN = {
                                       "neutron-compute1-config", "nova-compute-compute1-service"},
     "the Nova database password rotated": {"nova-database", "nova-controller-config", "nova-controller-conductor"},
     "a compute host added": {"cloud-compute2-packages", "nova-compute-compute2-service"},
-    "a compute host removed": {"cloud-compute2-packages", "nova-compute-compute2-service"},
+    "a compute host removed": {"cloud-compute2-packages", "nova-compute-compute2-service",
+                               "nova-compute-compute2-records", "neutron-compute2-records"},
+}
+def _in_the_cloud(key) -> set[str]:
+    """Where compute2 is in the cloud's records: its compute service, hypervisor, resource provider, network agent,
+    host mapping."""
+    found = {
+        "compute service": on("controller", key, f"{ADMIN} compute service list --host compute2 -f value -c ID"),
+        "hypervisor": on("controller", key, f"{ADMIN} hypervisor list -f value -c 'Hypervisor Hostname' | grep -x compute2 || true"),
+        "resource provider": on("controller", key, f"{ADMIN} resource provider list --name compute2 -f value -c uuid"),
+        "network agent": on("controller", key, f"{ADMIN} network agent list --host compute2 -f value -c ID"),
+        "host mapping": on("controller", key, "runuser -u nova -- nova-manage cell_v2 list_hosts | grep -w compute2 || true"),
+    }
+    return {what for what, out in found.items() if out}
+
+
+# What the cloud says after the row's up, where a row must leave more than its steps.
+AFTERWARDS = {
+    "a compute host added": lambda key: _in_the_cloud(key) == {"compute service", "hypervisor", "resource provider",
+                                                               "network agent", "host mapping"},
+    "a compute host removed": lambda key: _in_the_cloud(key) == set(),
 }
 CONFIG_CHANGES = ["a per-service override changed", "a per-host override changed", "a service password rotated",
                   "the RabbitMQ password rotated", "the Nova database password rotated"]
@@ -708,6 +728,8 @@ def test_preview_refresh_shows_exactly_what_up_refresh_does(cloud, row):
     s.up(refresh=True, on_event=steps(performed))
     after = invocation_ids(key, watched)
     assert performed == previewed, (sorted(previewed - performed), sorted(performed - previewed))
+    for name in row:
+        assert AFTERWARDS.get(name, lambda key: True)(key), (name, _in_the_cloud(key))
     restarts = {units[name] for op, name in previewed if name in units} & watched
     assert {u for u in watched if before[u] != after[u]} == restarts
     s.preview(refresh=True, expect_no_changes=True)
