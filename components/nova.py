@@ -61,7 +61,11 @@ CELL_URLS = (
     "--transport-url '{scheme}://{username}:{password}@{hostname}:{port}/{path}' "
     "--database_connection '{scheme}://{username}:{password}@{hostname}/nova'"
 )
-CELL_URLS_TEMPLATED = "test \"$(nova-manage cell_v2 list_cells --verbose | grep -c '{password}@')\" -ge 2"
+# (nova-manage shows the mappings filled in: their stored form is read from the API database.)
+CELL_URLS_TEMPLATED = (
+    "test \"$(mariadb -N -B -e \"SELECT COUNT(*) FROM nova_api.cell_mappings "
+    "WHERE database_connection LIKE '%{password}@%'\")\" -ge 2"
+)
 
 
 class Nova(ServiceComponent):
@@ -95,8 +99,9 @@ class Nova(ServiceComponent):
                             check=f"{cells} | grep -qw cell1", after=[cell0])
         # The mappings keep the URLs of the day they were made, credentials included: as templates, which Nova
         # fills from nova.conf where it uses them, a rotated RabbitMQ or database password needs no cell update.
-        templated = self.run_as("cell-urls", "nova", f"sh -ec {shlex.quote(CELL_URLS)}",
-                                check=f"sh -c {shlex.quote(CELL_URLS_TEMPLATED)}", after=[cell1])
+        templated = RemoteCommand(f"{self.prefix}-cell-urls", connection=host.connection,
+                                  create=as_user("nova", f"sh -ec {shlex.quote(CELL_URLS)}"),
+                                  check=CELL_URLS_TEMPLATED, opts=self.after(cell1))
         db_sync = RemoteCommand(
             f"{self.prefix}-db-sync", connection=host.connection,
             create=f"{as_user('nova', 'nova-manage db sync')} && listed=$({as_user('nova', cells)}) && "
