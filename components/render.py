@@ -155,10 +155,11 @@ def written_forms(secret: str) -> set[str]:
     of those as every file syntax's writer writes it."""
     forms = {secret, quote(secret, safe="")}
     for form in list(forms):
-        forms.add(oslo_value(form))
-        forms.add(shlex.quote(form))
-        forms.add(json.dumps(form, ensure_ascii=False))
-        forms.add(python_value(form))
+        for write in (oslo_value, lambda v: shlex.quote(v), lambda v: json.dumps(v, ensure_ascii=False), python_value):
+            try:
+                forms.add(write(form))
+            except RenderError:
+                pass  # (a value no file of that syntax can hold, such as a key of several lines in an INI file)
     return {f for f in forms if f}
 
 

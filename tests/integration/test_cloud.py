@@ -719,6 +719,7 @@ def test_preview_refresh_shows_exactly_what_up_refresh_does(cloud, row):
         f.write(text)
     for secret in stack_secrets(s):
         assert not any(form in text for form in render.written_forms(secret)), row
+        assert not any(line in text for line in secret.splitlines() if len(line) > 16), row  # (a key's lines)
     assert "### Drift found by the refresh" in text or not set(row) & set(DRIFT)
     if "a per-service override changed" in row:
         assert "+debug = true" in text  # the masked diff of glance-api.conf
