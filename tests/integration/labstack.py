@@ -81,8 +81,8 @@ def set_config(s, key: str, value) -> None:
 
 
 def private_key(s) -> str:
-    for r in s.export_stack().deployment["resources"]:
-        if r["type"] == "pulumi-python:dynamic/secrets:SshKey":
+    for r in s.export_stack().deployment["resources"]:  # (by name: the post-deploy's servers have a key of their own)
+        if r["type"] == "pulumi-python:dynamic/secrets:SshKey" and r["urn"].endswith("::lab-ssh-key"):
             return plaintext(r["outputs"]["private_key"])
     raise AssertionError("no lab SSH key in state")
 
