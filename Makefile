@@ -8,5 +8,6 @@ bootstrap:
 lab: bootstrap
 	@scripts/lab up
 
-test: bootstrap
+test:
+	@scripts/bootstrap --browser
 	@venv/bin/python -m pytest -q --durations=25 tests

@@ -10,6 +10,7 @@ cloud = Cloud("cloud", cfg)
 
 pulumi.export("hosts", cloud.hosts_summary)
 pulumi.export("auth_url", cloud.keystone.auth_url)
+pulumi.export("dashboard_url", cloud.horizon.url)
 pulumi.export("admin_openrc", cloud.keystone.admin_openrc)  # secret
 pulumi.export("clouds_yaml", cloud.keystone.clouds_yaml)  # secret; cloud name `admin`
 if cloud.post_deploy is not None:  # the key of the servers launched with the `openstack-deploy` keypair

@@ -1,7 +1,7 @@
 """The assembly: builds the cloud's components from the typed config, in the seeds' install order.
 
 Hosts first (names, then packages), then on the controller MariaDB, RabbitMQ, memcached and Keystone,
-then Glance, Placement and Nova, then Nova on every compute host and the controller's discover_hosts, then
+then Placement and the dashboard (both sites on Keystone's Apache), Glance and Nova, then Nova on every compute host and the controller's discover_hosts, then
 Neutron (its server and network node on the controller, Open vSwitch and its agent on every host), and last
 what the stack's `postDeploy` asks for (flavor, image, networks, router, security group, keypair).
 Every later service takes what it needs from those (a database server, the transport URL, the admin
@@ -15,10 +15,11 @@ from typing import Optional
 
 import pulumi
 
-from . import glance, keystone, mariadb, memcached, neutron, nova, nova_compute, placement, rabbitmq
+from . import glance, horizon, keystone, mariadb, memcached, neutron, nova, nova_compute, placement, rabbitmq
 from .blocks.service import ServiceContext
 from .config import CloudConfig, HostSpec
 from .glance import Glance, GlanceArgs
+from .horizon import Horizon, HorizonArgs
 from .host import Host, HostArgs, ssh_connection
 from .keystone import Keystone, KeystoneArgs
 from .lab import Lab, LabArgs, cache_root
@@ -36,7 +37,7 @@ from .rabbitmq import RabbitMQ, RabbitMQArgs
 from .render import service_overrides
 
 # Every service, in install order: each declares the logical package sets (profiles.py) of each role it has.
-SERVICES = (mariadb, rabbitmq, memcached, keystone, glance, placement, nova, nova_compute, neutron)
+SERVICES = (mariadb, rabbitmq, memcached, keystone, glance, placement, nova, nova_compute, neutron, horizon)
 
 
 def host_packages(cfg: CloudConfig, host: HostSpec) -> tuple[str, ...]:
@@ -96,6 +97,7 @@ class Cloud(pulumi.ComponentResource):
                 memcache_servers=self.memcached.servers,
                 public_host=cfg.vip or controller.address,
                 overrides=service_overrides(cfg.overrides, controller.spec.overrides, "keystone"),
+                mask=self.passwords.masked,
             ),
             opts=child,
         )
@@ -105,7 +107,8 @@ class Cloud(pulumi.ComponentResource):
             host=controller, profile=profile, region=cfg.region, identity=self.keystone.identity,
             database=self.mariadb.server, auth_url=self.keystone.internal_auth_url,
             public_auth_url=self.keystone.auth_url, memcache_servers=self.memcached.servers,
-            public_host=cfg.vip or controller.address, overrides=cfg.overrides,
+            public_host=cfg.vip or controller.address, overrides=cfg.overrides, mask=self.passwords.masked,
+            admin_cli=self.keystone.admin_cli,
         )
         self.placement = Placement(
             "placement",
@@ -113,8 +116,16 @@ class Cloud(pulumi.ComponentResource):
                           web_server=self.keystone.web_server),
             opts=child,
         )
-        # Placement's site reloads the web server Keystone runs in: every later Keystone sign-in waits for that.
-        ctx = dataclasses.replace(ctx, identity=ctx.identity.after(self.placement.web_server))
+        # The dashboard's settings and assets are made while Keystone's steps run; its site reloads the web server
+        # once Placement's reload and Placement's own sign-ins (its registration) are done.
+        self.horizon = Horizon(
+            "horizon",
+            HorizonArgs(ctx, secret_key=pw["horizon_secret_key"],
+                        web_server=[*self.keystone.web_server, *self.placement.ready]),
+            opts=child,
+        )
+        # Those two sites reload the web server Keystone runs in: every later Keystone sign-in waits for them.
+        ctx = dataclasses.replace(ctx, identity=ctx.identity.after(self.placement.web_server, self.horizon.web_server))
         self.glance = Glance("glance", GlanceArgs(ctx, db_password=pw["glance_db"], password=pw["glance_user"]),
                              opts=child)
         self.nova = Nova(

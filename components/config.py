@@ -29,6 +29,7 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
+from . import render
 from .profiles import PROFILES, Profile
 from .providers import lab as labp
 from .providers import ssh as sshp
@@ -246,6 +247,9 @@ def _overrides(value: Any, key: str) -> Mapping[str, Mapping[str, Mapping[str, A
         if service not in SERVICES:
             raise _fail(f"{key}.{service}", f"unknown service (known: {', '.join(SERVICES)})")
         for section, options in _mapping(sections, f"{key}.{service}").items():
+            if service == "horizon":
+                _dashboard_settings(section, options, f"{key}.{service}")
+                continue
             if not _INI_NAME.fullmatch(section):
                 raise _fail(f"{key}.{service}.{section!r}", "is not an INI section name (letters, digits, _.-)")
             for option, v in _mapping(options, f"{key}.{service}.{section}").items():
@@ -253,6 +257,16 @@ def _overrides(value: Any, key: str) -> Mapping[str, Mapping[str, Mapping[str, A
                     raise _fail(f"{key}.{service}.{section}.{option!r}", "is not an option name (letters, digits, _.-)")
                 _ini_value(v, f"{key}.{service}.{section}.{option}")
     return services
+
+
+def _dashboard_settings(section: str, options: Any, key: str) -> None:
+    """The dashboard's overrides are Django settings, not INI options: `horizon: {local_settings: {NAME: value}}`."""
+    if section != "local_settings":
+        raise _fail(f"{key}.{section!r}", "the dashboard's overrides go under local_settings (Django settings)")
+    for name, v in _mapping(options, f"{key}.{section}").items():
+        if not render.SETTING_NAME.fullmatch(name):
+            raise _fail(f"{key}.{section}.{name!r}", "is not a Django setting name (upper-case letters, digits, _)")
+        _ini_value(v, f"{key}.{section}.{name}")
 
 
 def _host_name(value: Any, key: str) -> str:

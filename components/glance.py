@@ -10,11 +10,13 @@ import pulumi
 
 from . import render
 from .blocks.service import ServiceComponent, ServiceContext
-from .blocks.steps import http_answers, restarted_on, systemd_service
+from .blocks.steps import as_user, http_answers, restarted_on, systemd_service
+from .providers.remote import RemoteCommand
 
 PORT = 9292
 PACKAGES = {"controller": ("glance",)}  # the logical package sets (profiles.py) by role
 IMAGES = "/var/lib/glance/images/"
+METADEFS = "/etc/glance/metadefs"  # the package's metadata definitions (JSON)
 
 
 @dataclass(frozen=True)
@@ -49,5 +51,13 @@ class Glance(ServiceComponent):
             ready=http_answers(host.address, PORT, "Glance"),
             opts=self.after(db_sync, *identity.entities),
         )
+        # The metadata definitions catalog (the dashboard's image and flavor metadata editors read it), from the
+        # package's files: loaded once; a refresh finds fewer namespaces than files after an upgrade brought more,
+        # and the next up loads the new ones (existing namespaces are skipped).
+        namespaces = "mariadb -N -B -e 'SELECT COUNT(*) FROM glance.metadef_namespaces'"
+        files = f"ls {METADEFS}/*.json | wc -l"
+        RemoteCommand(f"{self.prefix}-metadefs", connection=host.connection,
+                      create=as_user("glance", f"glance-manage db_load_metadefs {METADEFS}"),
+                      check=f'test "$({namespaces})" -ge "$({files})"', opts=self.after(db_sync))
         self.url = self.ctx.urls(PORT)["internal"]
         self.register_outputs({})

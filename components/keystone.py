@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import pulumi
 import pulumi_openstack as openstack
@@ -19,7 +19,7 @@ import pulumi_openstack as openstack
 from . import render
 from .blocks.apache import WsgiApp, serve_with_apache
 from .blocks.database import DatabaseServer, service_database
-from .blocks.registration import DOMAIN, Identity, entity_options
+from .blocks.registration import DOMAIN, AdminCli, Identity, entity_options
 from .blocks.steps import as_user, config_file
 from .host import Host
 from .profiles import Profile
@@ -28,6 +28,8 @@ from .providers.remote import RemoteCommand
 # The logical package sets (profiles.py) this service needs, by role: Keystone brings the web server.
 PACKAGES = {"controller": ("web_server", "keystone")}
 
+
+ADMIN_OPENRC = "/root/admin-openrc"
 
 # Keystone's bootstrap makes the admin role global (no domain: '<<null>>' in its table).
 ADMIN_ROLE_QUERY = "SELECT id FROM keystone.role WHERE name = 'admin' AND domain_id = '<<null>>'"
@@ -46,6 +48,8 @@ class KeystoneArgs:
     public_host: str
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     wsgi_processes: int = 2
+    # A secret text with the stack's passwords masked (Passwords.masked): what a preview's report may show of it.
+    mask: Optional[Callable[[pulumi.Input[str]], pulumi.Output[str]]] = None
 
 
 class Keystone(pulumi.ComponentResource):
@@ -73,7 +77,7 @@ class Keystone(pulumi.ComponentResource):
             )
         )
         conf = config_file(f"{prefix}-config", conn, "/etc/keystone/keystone.conf", pulumi.Output.secret(conf_text),
-                           mode="0640", group="keystone", opts=after())
+                           mode="0640", group="keystone", opts=after(), shown=args.mask(conf_text) if args.mask else None)
         db_sync = RemoteCommand(
             f"{prefix}-db-sync", connection=conn,
             create=as_user("keystone", "keystone-manage db_sync"),
@@ -123,7 +127,7 @@ class Keystone(pulumi.ComponentResource):
                       process_group="keystone-public", log_name="keystone", standalone="keystone_standalone",
                       processes=args.wsgi_processes, limit_request_body=114688)
         apache = serve_with_apache(prefix, host, profile, app, reads=[conf], after=[bootstrap, no_default_site],
-                                   parent=self, extra_files=[server_name, ports])
+                                   parent=self, extra_files=[server_name, ports]).ready
         self.ready = apache
 
         # The explicit provider of every OpenStack-side resource: the admin through the public endpoint (its password
@@ -162,6 +166,8 @@ class Keystone(pulumi.ComponentResource):
         self.clouds_yaml = pulumi.Output.secret(password.apply(
             lambda p: render.render("keystone", "clouds.yaml", profile.name, password=p, auth_url=self.auth_url,
                                     region=args.region)))
-        config_file(f"{prefix}-admin-openrc", conn, "/root/admin-openrc", self.admin_openrc, mode="0600",
-                    opts=after(apache))
+        # The admin's CLI on the controller, as the seeds use it (and the steps that remove a host's records).
+        self.admin_cli = AdminCli(f". {ADMIN_OPENRC} && openstack", config_file(
+            f"{prefix}-admin-openrc", conn, ADMIN_OPENRC, self.admin_openrc, mode="0600", opts=after(apache),
+            shown=args.mask(self.admin_openrc) if args.mask else None))
         self.register_outputs({"auth_url": self.auth_url})

@@ -104,8 +104,11 @@ class Neutron(ServiceComponent):
                                                   ctx.service_overrides("neutron", h))))
                 host_conf = config_file(f"{self.service_name}-{h.spec.name}-config", h.connection,
                                         profile.path("neutron_conf"), agent_conf, mode="0640", group="neutron",
-                                        opts=self.after())
-            switches[h.spec.name] = self.switch_agent(h, host_conf, args.physical_network, after=server)
+                                        opts=self.after(), shown=ctx.shown(agent_conf))
+            records = [] if h is host else [ctx.records_of(
+                f"{self.service_name}-{h.spec.name}-records", h, "the network agents", "network agent list --host {host}",
+                "network agent delete", parent=self, after=server)]  # (deleted from the cloud when the host leaves)
+            switches[h.spec.name] = self.switch_agent(h, host_conf, args.physical_network, after=[*server, *records])
         # The network node (the controller): DHCP, L3 and metadata agents, each with its own file, plugging their
         # ports into br-int (made by the host's Open vSwitch agent).
         secret = pulumi.Output.secret(args.metadata_secret)
@@ -120,7 +123,8 @@ class Neutron(ServiceComponent):
         agents = []
         for service, (step, path, text) in agent_files.items():
             agent_conf = config_file(f"{self.prefix}-{step}-agent-config", host.connection, profile.path(path), text,
-                                     mode="0640", group="neutron", opts=self.after())
+                                     mode="0640", group="neutron", opts=self.after(),
+                                     shown=ctx.shown(text) if step == "metadata" else None)
             after = [*server, *masked, agent_conf, switches[host.spec.name], *(args.after if step == "metadata" else ())]
             agents.append(platform_service(f"{self.prefix}-{step}-agent", host.connection, profile, service,
                                            triggers=restarted_on(conf, agent_conf), opts=self.after(*after)))

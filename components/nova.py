@@ -50,6 +50,24 @@ def nova_conf(profile: str, controller: bool, my_ip: str, values: dict, override
                             overrides)
 
 
+# Cell mappings as templates (Nova's "template URLs"): each {part} comes from nova.conf's own URL of the same kind.
+CELL0 = "00000000-0000-0000-0000-000000000000"
+CELL_URLS = (
+    "cell1=$(nova-manage cell_v2 list_cells | awk -F'|' '$2 ~ /^ *cell1 *$/ {gsub(/ /, \"\", $3); print $3}'); "
+    "test -n \"$cell1\"; "
+    f"nova-manage cell_v2 update_cell --cell_uuid {CELL0} --transport-url none:/// "
+    "--database_connection '{scheme}://{username}:{password}@{hostname}/nova_cell0'; "
+    "nova-manage cell_v2 update_cell --cell_uuid \"$cell1\" "
+    "--transport-url '{scheme}://{username}:{password}@{hostname}:{port}/{path}' "
+    "--database_connection '{scheme}://{username}:{password}@{hostname}/nova'"
+)
+# (nova-manage shows the mappings filled in: their stored form is read from the API database.)
+CELL_URLS_TEMPLATED = (
+    "test \"$(mariadb -N -B -e \"SELECT COUNT(*) FROM nova_api.cell_mappings "
+    "WHERE database_connection LIKE '%{password}@%'\")\" -ge 2"
+)
+
+
 class Nova(ServiceComponent):
     novncproxy_base_url: str
     ready: list[pulumi.Resource]  # the API, conductor and scheduler: compute hosts start after them
@@ -79,11 +97,16 @@ class Nova(ServiceComponent):
         cell1 = self.run_as("cell1", "nova",
                             f"sh -c '{cells} | grep -qw cell1 || nova-manage cell_v2 create_cell --name=cell1 --verbose'",
                             check=f"{cells} | grep -qw cell1", after=[cell0])
+        # The mappings keep the URLs of the day they were made, credentials included: as templates, which Nova
+        # fills from nova.conf where it uses them, a rotated RabbitMQ or database password needs no cell update.
+        templated = RemoteCommand(f"{self.prefix}-cell-urls", connection=host.connection,
+                                  create=as_user("nova", f"sh -ec {shlex.quote(CELL_URLS)}"),
+                                  check=CELL_URLS_TEMPLATED, opts=self.after(cell1))
         db_sync = RemoteCommand(
             f"{self.prefix}-db-sync", connection=host.connection,
             create=f"{as_user('nova', 'nova-manage db sync')} && listed=$({as_user('nova', cells)}) && "
                    "echo \"$listed\" | grep -qw cell0 && echo \"$listed\" | grep -qw cell1",
-            opts=self.after(cell1),
+            opts=self.after(templated),
         )
 
         started = [db_sync, *identity.entities, *args.after]

@@ -89,15 +89,20 @@ class NovaCompute(pulumi.ComponentResource):
                 transport_url=v[0], auth=v[1], placement_auth=v[2], network_auth=v[3], region=ctx.region, glance_url=args.glance_url,
                 novncproxy_base_url=args.novncproxy_base_url), overrides))
             conf = config_file(f"{prefix}-config", conn, "/etc/nova/nova.conf", pulumi.Output.secret(conf_text),
-                               mode="0640", group="nova", opts=after())
+                               mode="0640", group="nova", opts=after(), shown=ctx.shown(conf_text))
             driver_text = facts_line.apply(lambda line: render.render(
                 "nova", "nova-compute.conf", profile.name,
                 **dict(zip(("virt_type", "virt_type_reason"), hypervisor(args.virt_type, line)))))
             driver = config_file(f"{prefix}-driver-config", conn, "/etc/nova/nova-compute.conf", driver_text,
                                  mode="0640", group="nova", opts=after())
+            # A host that leaves the stack: nova-compute stopped first, then its compute service deleted from the
+            # cloud (and with it its resource provider and host mapping).
+            records = ctx.records_of(f"{prefix}-records", host, "the compute service",
+                                     "compute service list --service nova-compute --host {host}",
+                                     "compute service delete", parent=self, after=args.after)
             self.services.append(systemd_service(
                 f"{prefix}-service", conn, profile.service("nova_compute"),
                 triggers=restarted_on(conf, driver),
-                opts=after(conf, driver, libvirt, guests_off, *args.after),
+                opts=after(conf, driver, libvirt, guests_off, records, *args.after),
             ))
         self.register_outputs({})

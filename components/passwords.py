@@ -6,6 +6,7 @@ from typing import Mapping, Optional
 
 import pulumi
 
+from . import render
 from .config import PASSWORDS, Secret
 from .providers.generated import GeneratedPassword
 
@@ -22,3 +23,10 @@ class Passwords(pulumi.ComponentResource):
 
     def __getitem__(self, name: str) -> pulumi.Output[str]:
         return self._values[name]
+
+    def masked(self, text: pulumi.Input[str]) -> pulumi.Output[str]:
+        """`text` (a file holding passwords) with each of them replaced by `<secret NAME>`: not secret, so a preview
+        can show a diff of it (scripts/preview-report). Masked by value, by the program that knows every value."""
+        names = list(self._values)
+        return pulumi.Output.unsecret(pulumi.Output.all(text, *(self._values[n] for n in names)).apply(
+            lambda v: render.masked(v[0], dict(zip(names, v[1:])))))

@@ -26,7 +26,7 @@ class PlacementArgs:
 
 
 class Placement(ServiceComponent):
-    ready: list[pulumi.Resource]  # the API answers and its Keystone registration is made
+    ready: list[pulumi.Resource]  # the API answers and its Keystone registration is made (no sign-in left to make)
     web_server: pulumi.Resource  # the reload of the web server Keystone runs in: later sign-ins wait for it
 
     def __init__(self, name: str, args: PlacementArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -46,9 +46,10 @@ class Placement(ServiceComponent):
                       processes=args.processes)
         # The reload restarts Keystone's WSGI daemons too: this registration (like every later one, cloud.py) is
         # made after it, never while it runs.
-        self.web_server = serve_with_apache(self.prefix, self.host, profile, app, reads=[conf],
-                                            after=[db_sync, *args.web_server], parent=self, restart=False)
+        served = serve_with_apache(self.prefix, self.host, profile, app, reads=[conf],
+                                   after=[db_sync, *args.web_server], parent=self, restart=False)
+        self.web_server = served.server
         identity = self.register("placement", "Placement API", PORT, "", "placement", args.password,
                                  after=[self.web_server])
-        self.ready = [self.web_server, *identity.entities]
+        self.ready = [served.ready, *identity.entities]
         self.register_outputs({})

@@ -107,6 +107,9 @@ DEBIAN = Profile(
         "neutron_server": ("neutron-api", "neutron-rpc-server"),
         "neutron_network_node": ("neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent"),
         "neutron_ovs_agent": ("neutron-openvswitch-agent", "openvswitch-switch"),
+        # Without -apache: that package's site puts the dashboard on every virtual host, Keystone's included.
+        # pymemcache: Django's memcached backend (python-memcache's was removed in Django 4.1).
+        "dashboard": ("openstack-dashboard", "python3-pymemcache"),
     },
     services={
         "mariadb": "mariadb",
@@ -171,6 +174,13 @@ DEBIAN = Profile(
         "neutron_dhcp_conf": "/etc/neutron/dhcp_agent.ini",
         "neutron_l3_conf": "/etc/neutron/l3_agent.ini",
         "neutron_metadata_conf": "/etc/neutron/metadata_agent.ini",
+        # The package's postinst copies an example here when it is missing; Django reads it first, then the
+        # snippets in local_settings.d (Debian's own set a local-memory cache, a web root, debug off...).
+        "dashboard_local_settings": "/etc/openstack-dashboard/local_settings.py",
+        "dashboard_settings": "/etc/openstack-dashboard/local_settings.d/_9999_openstack_deploy.py",
+        "dashboard_manage": "/usr/share/openstack-dashboard/manage.py",
+        "dashboard_wsgi_dir": "/usr/share/openstack-dashboard",  # wsgi.py
+        "dashboard_static": "/var/lib/openstack-dashboard/static",  # collectstatic's STATIC_ROOT
     },
     unit_defaults={
         # Debian's console proxy package starts the SPICE proxy unless told otherwise (its debconf default).

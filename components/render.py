@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 from typing import Any, Callable, Mapping
+from urllib.parse import quote
 
 import jinja2
 from markupsafe import Markup
@@ -60,11 +61,28 @@ def _plain(value: Any, where: str) -> str:
     return text
 
 
+def python_value(value: Any, where: str = "a Python settings file") -> str:
+    """`value` as a Python literal the settings module reads back exactly (a string, number, boolean, None, or a
+    list or mapping of those)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise RenderError(f"{where}: a number that is not finite cannot be written")
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(python_value(v, where) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{python_value(str(k), where)}: {python_value(v, where)}" for k, v in value.items()) + "}"
+    raise RenderError(f"{where}: a {type(value).__name__} cannot be written")
+
+
 WRITERS: dict[str, Callable[[Any, str], str]] = {
     "oslo": oslo_value,  # INI files the OpenStack services read with oslo.config
     "shell": lambda value, where: shlex.quote(str(value)),  # files a shell sources
     "yaml": lambda value, where: json.dumps(value, ensure_ascii=False),  # a JSON string is a YAML one
     "plain": _plain,
+    "python": python_value,  # the dashboard's Django settings
 }
 # Each template's syntax, by `service/file`; a template not listed is "plain".
 SYNTAX = {
@@ -81,7 +99,18 @@ SYNTAX = {
     "neutron/metadata_agent.ini": "oslo",
     "keystone/admin-openrc": "shell",
     "keystone/clouds.yaml": "yaml",
+    "horizon/openstack_deploy.py": "python",
 }
+
+
+SETTING_NAME = re.compile(r"[A-Z][A-Z0-9_]*")  # a Django setting's name
+
+
+def setting_name(name: str) -> Markup:
+    """A Django setting's name, written as it is (a name, not a value: no quotes)."""
+    if not SETTING_NAME.fullmatch(name):
+        raise RenderError(f"setting name {name!r}: only upper-case letters, digits and _ are allowed")
+    return Markup(name)
 
 
 def _environment(syntax: str) -> jinja2.Environment:
@@ -91,7 +120,7 @@ def _environment(syntax: str) -> jinja2.Environment:
         # A macro's output (Markup under autoescape) was written value by value already; the rest is written here.
         return value if isinstance(value, Markup) else Markup(write(value, f"a {syntax} file"))
 
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -100,6 +129,8 @@ def _environment(syntax: str) -> jinja2.Environment:
         autoescape=True,  # (with `finalize`: every value through its writer; never HTML escaping)
         finalize=finalize,
     )
+    environment.filters["setting_name"] = setting_name
+    return environment
 
 
 _ENVIRONMENTS = {syntax: _environment(syntax) for syntax in WRITERS}
@@ -117,6 +148,29 @@ def syntax(service: str, filename: str) -> str:
 def render(service: str, filename: str, profile: str, **values: Any) -> str:
     environment = _ENVIRONMENTS[syntax(service, filename)]
     return environment.get_template(template_name(service, filename, profile)).render(**values)
+
+
+def written_forms(secret: str) -> set[str]:
+    """Every form in which a file of this program can hold `secret`: as it is, percent-encoded in a URL, and each
+    of those as every file syntax's writer writes it."""
+    forms = {secret, quote(secret, safe="")}
+    for form in list(forms):
+        for write in (oslo_value, lambda v: shlex.quote(v), lambda v: json.dumps(v, ensure_ascii=False), python_value):
+            try:
+                forms.add(write(form))
+            except RenderError:
+                pass  # (a value no file of that syntax can hold, such as a key of several lines in an INI file)
+    return {f for f in forms if f}
+
+
+def masked(text: str, secrets: Mapping[str, str]) -> str:
+    """`text` with every written form of every secret replaced by `<secret NAME>` (longest forms first), so that a
+    diff of two renders can be shown: a reviewer sees which secret sits where, never its value."""
+    forms = sorted(((form, name) for name, secret in secrets.items() if secret for form in written_forms(secret)),
+                   key=lambda item: -len(item[0]))
+    for form, name in forms:
+        text = text.replace(form, f"<secret {name}>")
+    return text
 
 
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")

@@ -135,6 +135,8 @@ BAD = [
     ("bad virt type", with_(["virtType"], "xen"), "openstack-deploy:virtType: 'xen' is not one of auto, kvm, qemu"),
     ("bad region", with_(["region"], "Region One"), "openstack-deploy:region: 'Region One' is not a valid region id"),
     ("unknown service override", with_(["overrides"], {"swift": {}}), "openstack-deploy:overrides.swift: unknown service"),
+    ("dashboard override outside local_settings", with_(["overrides"], {"horizon": {"DEFAULT": {"DEBUG": True}}}), "openstack-deploy:overrides.horizon.'DEFAULT': the dashboard's overrides go under local_settings"),
+    ("dashboard override not a setting name", with_(["overrides"], {"horizon": {"local_settings": {"debug = 1": 1}}}), "openstack-deploy:overrides.horizon.local_settings.'debug = 1': is not a Django setting name"),
     ("nested override value", with_(["overrides"], {"nova": {"DEFAULT": {"debug": {"x": 1}}}}), "openstack-deploy:overrides.nova.DEFAULT.debug: must be a string, number or boolean"),
     ("unknown step kind", with_(["deadlines"], {"service": 60}), "openstack-deploy:deadlines.service: unknown key (allowed: command, packages, file)"),
     ("deadline of zero", with_(["deadlines"], {"file": 0}), "openstack-deploy:deadlines.file: 0 is not a number of seconds"),

@@ -8,7 +8,7 @@ import os
 import shlex
 import subprocess
 import tempfile
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 import yaml
@@ -179,3 +179,26 @@ def test_clouds_yaml_carries_any_accepted_password_and_region(password, region):
                          auth_url="http://10.0.0.10:5000/v3/")
     cloud = yaml.safe_load(text)["clouds"]["admin"]
     assert cloud["auth"]["password"] == password and cloud["region_name"] == region
+
+
+@settings(max_examples=300, deadline=None)
+@given(password=st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=4, max_size=40)
+       .filter(lambda p: p == p.strip() and p.isprintable()))
+def test_a_masked_render_holds_no_form_of_any_secret(password):
+    """Every file the program writes a secret into, rendered and masked: no written form of the secret is left."""
+    url = f"mysql+pymysql://nova:{quote(password, safe='')}@controller/nova"
+    texts = [
+        render.render("placement", "placement.conf", "debian", database_url=url,
+                      auth={"auth_url": "http://controller:5000/v3/", "public_auth_url": "http://10.0.0.10:5000/v3/",
+                            "memcached_servers": "controller:11211", "username": "placement", "password": password}),
+        render.render("keystone", "admin-openrc", "debian", password=password, auth_url="http://10.0.0.10:5000/v3/",
+                      region="RegionOne"),
+        render.render("keystone", "clouds.yaml", "debian", password=password, auth_url="http://10.0.0.10:5000/v3/",
+                      region="RegionOne"),
+    ]
+    for text in texts:
+        shown = render.masked(text, {"placement_user": password})
+        assert "<secret placement_user>" in shown
+        rest = shown.replace("<secret placement_user>", "\0")  # (a password may be part of the mark's own text)
+        for form in render.written_forms(password):
+            assert form not in rest

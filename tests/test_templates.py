@@ -35,6 +35,10 @@ NEUTRON_SERVER = NEUTRON | dict(
     auth=AUTH | {"username": "neutron", "password": "NEUTRON_PASS"},
     nova_auth=AUTH | {"username": "nova", "password": "NOVA_PASS"}, region="RegionOne", workers=2,
 )
+HORIZON = dict(secret_key="K3y 'with' \"quotes\" \\ and {braces}", allowed_hosts=["10.0.0.10", "controller"],
+               webroot="/", static_root="/var/lib/openstack-dashboard/static/", time_zone="UTC",
+               keystone_url="http://controller:5000/v3/", default_role="user", region="RegionOne",
+               memcached_servers=["controller:11211"], overrides={})
 UWSGI_API = dict(workers=2, name="nova-api", user="nova", wsgi_file="/usr/bin/nova-api-wsgi",
                  bind_address="10.0.0.10", port=8774, defaults_path="/etc/default/nova-api")
 
@@ -50,8 +54,9 @@ CASES = {
     ),
     ("apache", "wsgi-site.conf"): dict(title="Keystone", bind_address="10.0.0.10", port=5000, processes=2,
                                        process_group="keystone-public", user="keystone",
-                                       script="keystone-wsgi-public", wsgi_scripts="/usr/bin",
-                                       log_dir="/var/log/apache2", log_name="keystone", limit_request_body=114688),
+                                       script="keystone-wsgi-public", script_dir="/usr/bin",
+                                       log_dir="/var/log/apache2", log_name="keystone", limit_request_body=114688,
+                                       static_url="", static_dir=""),
     ("apache", "servername.conf"): dict(server_name="controller"),
     ("apache", "ports.conf"): dict(),
     ("keystone", "admin-openrc"): dict(password="ADMIN 'PASS'", auth_url="http://10.0.0.10:5000/v3/",
@@ -76,6 +81,8 @@ CASES = {
                                             metadata_secret="METADATA_SECRET"),
     ("nova", "nova-compute.conf"): dict(virt_type="qemu", virt_type_reason="virtType auto: no usable hardware virtualisation"),
     ("libvirt", "qemu.conf"): dict(in_container=True, container="systemd-nspawn"),
+    ("horizon", "local_settings.py"): dict(),
+    ("horizon", "openstack_deploy.py"): HORIZON,
 }
 # More renders of the same templates: the other branches.
 VARIANTS = {
@@ -90,6 +97,12 @@ VARIANTS = {
                                                     defaults_path="/etc/default/neutron-server"),
     ("neutron", "neutron.conf", "agent"): NEUTRON | dict(server=False),
     ("neutron", "openvswitch_agent.ini", "no-provider"): dict(physical_network="provider", provider_bridge=None),
+    ("horizon", "openstack_deploy.py", "overrides"): HORIZON | dict(overrides={"SESSION_TIMEOUT": 7200,
+                                                                             "SITE_BRANDING": "Lab's \"cloud\""}),
+    ("apache", "wsgi-site.conf", "dashboard"): dict(
+        title="Horizon", bind_address="10.0.0.10", port=80, processes=2, process_group="horizon", user="horizon",
+        script="wsgi.py", script_dir="/usr/share/openstack-dashboard", log_dir="/var/log/apache2", log_name="horizon",
+        limit_request_body=None, static_url="/static", static_dir="/var/lib/openstack-dashboard/static"),
 }
 INI = {("mariadb", "openstack.cnf"), ("keystone", "keystone.conf"), ("glance", "glance-api.conf"),
        ("placement", "placement.conf"), ("nova", "nova.conf"), ("nova", "nova-compute.conf"),
@@ -250,3 +263,20 @@ def test_rabbitmq_hashes_a_password_as_rabbitmq_does():
     assert password_hash("test12", bytes.fromhex("908DC60A")) == "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"
     assert definitions("pw") == definitions("pw") != definitions("pw2")  # the same on every run; no password in it
     assert "a-rabbit-password-1" not in definitions("a-rabbit-password-1")
+
+
+def test_the_dashboards_settings_are_python_that_reads_back_every_value():
+    for variant in ("", "overrides"):
+        values = RENDERS[("horizon", "openstack_deploy.py", variant)]
+        found: dict = {}
+        exec(render.render("horizon", "openstack_deploy.py", "debian", **values), {}, found)
+        assert found["SECRET_KEY"] == values["secret_key"] and found["ALLOWED_HOSTS"] == values["allowed_hosts"]
+        assert found["CACHES"]["default"]["LOCATION"] == ["controller:11211"]
+        assert found["DEFAULT_SERVICE_REGIONS"] == {"*": "RegionOne"}
+        for name, value in values["overrides"].items():
+            assert found[name] == value
+
+
+def test_a_dashboard_setting_name_that_is_not_one_is_refused():
+    with pytest.raises(render.RenderError):
+        render.render("horizon", "openstack_deploy.py", "debian", **HORIZON | dict(overrides={"X = 1\nY": 1}))

@@ -178,11 +178,16 @@ def test_controller_foundation_on_the_controller_only_and_nothing_on_compute_hos
 def test_compute_hosts_run_nova_compute_and_the_network_agent_only_and_hold_no_database_credentials():
     mocks, cloud = run_program(GOOD)
     names = by_name(mocks)
-    on_compute = sorted(n for n in names if "-cmp1-" in n and not n.startswith("cloud-cmp1"))
+    on_compute = sorted(n for n in names if "-cmp1-" in n and not n.startswith("cloud-cmp1")
+                        and not n.endswith("-records"))
     assert on_compute == sorted(
         [f"neutron-cmp1-{step}" for step in ("config", "openvswitch", "openvswitch-offloads", "ovs-agent", "ovs-agent-config")]
         + [f"nova-compute-cmp1-{step}" for step in
            ("config", "driver-config", "facts", "libvirt", "libvirt-guests-off", "qemu-conf", "service")])
+    # The host's records in the cloud are removed on the controller when it leaves, after its own services stopped.
+    for records in ("nova-compute-cmp1-records", "neutron-cmp1-records"):
+        assert plain(names[records].inputs["connection"])["host"] == "10.0.0.10"
+        assert "--host cmp1" in names[records].inputs["delete"]
     agent = plain(names["neutron-cmp1-config"].inputs["content"])
     assert "[database]" not in agent and "keystone_authtoken" not in agent and "pw-cloud-passwords-neutron" not in agent
     packages = names["cloud-cmp1-packages"].inputs["packages"]
@@ -315,3 +320,19 @@ def test_the_service_project_and_roles_come_from_keystone_through_its_provider()
     assert names["nova-identity-admin-role"].inputs["projectId"] == "keystone-service-project-id"
     dynamic_keystone = [r.name for r in mocks.resources if "keystone" in r.typ and r.typ.startswith("pulumi-python")]
     assert dynamic_keystone == []
+
+
+def test_every_file_holding_a_secret_has_its_masked_text_to_show_and_only_those():
+    mocks, _ = run_program(GOOD)
+    files = by_type(mocks, "remote:File")
+    passwords = [f"pw-cloud-passwords-{name}" for name in PASSWORDS]
+    holding = [f for f in files if any(p in json.dumps(plain(f.inputs["content"])) for p in passwords)]
+    assert {f.name for f in holding} >= {"keystone-ctl-config", "keystone-ctl-admin-openrc", "nova-ctl-config",
+                                        "horizon-ctl-settings", "neutron-ctl-metadata-agent-config"}
+    for f in files:
+        shown = f.inputs.get("shown")
+        if f in holding:
+            assert isinstance(shown, str) and "<secret " in shown, f.name  # a plain input: not a secret
+            assert not any(p in shown for p in passwords), f.name
+        else:
+            assert shown is None, f.name  # its content is not secret: shown as it is

@@ -28,6 +28,14 @@ def entity_options(provider: openstack.Provider, ready: Sequence[pulumi.Resource
 
 
 @dataclass(frozen=True)
+class AdminCli:
+    """The admin's `openstack` CLI on the controller: `command` (its prefix) works once `ready` is done."""
+
+    command: str
+    ready: pulumi.Resource
+
+
+@dataclass(frozen=True)
 class Identity:
     """What registrations (and later every OpenStack-side resource) take from Keystone."""
 

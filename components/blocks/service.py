@@ -4,8 +4,9 @@ one-off command run as its user (a db sync). A service component is these plus a
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pulumi
 
@@ -14,7 +15,7 @@ from ..host import Host
 from ..profiles import Profile
 from ..providers.remote import RemoteCommand, RemoteFile
 from .database import DatabaseServer, service_database
-from .registration import Identity, KeystoneRegistration, RegistrationArgs
+from .registration import AdminCli, Identity, KeystoneRegistration, RegistrationArgs
 from .steps import as_user, config_file, http_answers, restarted_on, systemd_service
 
 
@@ -32,6 +33,27 @@ class ServiceContext:
     memcache_servers: pulumi.Input[str]
     public_host: str  # where clients outside the cloud reach the APIs (a VIP or the controller's address)
     overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)  # stack-wide
+    # A secret text with the stack's passwords masked (Passwords.masked): what a preview's report may show of it.
+    mask: Optional[Callable[[pulumi.Input[str]], pulumi.Output[str]]] = None
+    admin_cli: Optional[AdminCli] = None  # the admin's CLI on the controller (Keystone's)
+
+    def records_of(self, name: str, host: Host, what: str, ids: str, delete: str,
+                   parent: pulumi.Resource, after: Sequence[pulumi.Resource] = ()) -> RemoteCommand:
+        """`host`'s records in the cloud (`ids`: the admin CLI's arguments that list their IDs; `delete`: the one that
+        deletes one by ID): nothing to make, but when the host leaves the stack they are deleted from the cloud, on
+        the controller, after the host's own services have stopped (those depend on this step, so they go first).
+        Without this the cloud keeps a compute service or an agent that is down forever."""
+        assert self.admin_cli is not None
+        cli, h = self.admin_cli.command, shlex.quote(host.spec.name)
+        remove = (f"for id in $({cli} {ids.format(host=h)} -f value -c ID); do {cli} {delete} \"$id\"; done; "
+                  f"test -z \"$({cli} {ids.format(host=h)} -f value -c ID)\" || "
+                  f"{{ echo {shlex.quote(f'{what} of {host.spec.name} still in the cloud')} >&2; exit 1; }}")
+        return RemoteCommand(name, connection=self.host.connection, create="true", delete=remove,
+                             opts=pulumi.ResourceOptions(parent=parent, depends_on=[self.admin_cli.ready, *after]))
+
+    def shown(self, text: pulumi.Input[str]) -> Optional[pulumi.Output[str]]:
+        """`text` (secret) as a preview's report may show it."""
+        return self.mask(text) if self.mask else None
 
     def urls(self, port: int, path: str = "") -> dict[str, str]:
         """The endpoint URL per interface: public on the public host, internal/admin on the controller's name."""
@@ -84,7 +106,7 @@ class ServiceComponent(pulumi.ComponentResource):
     def secret_config(self, path: str, text: pulumi.Input[str], group: str, step: str = "config") -> RemoteFile:
         """A config file holding credentials: secret, 0640, readable by the service's group only."""
         return config_file(f"{self.prefix}-{step}", self.host.connection, path, pulumi.Output.secret(text),
-                           mode="0640", group=group, opts=self.after())
+                           mode="0640", group=group, opts=self.after(), shown=self.ctx.shown(text))
 
     def run_as(self, step: str, user: str, command: str, check: Optional[str] = None,
                after: Sequence[pulumi.Resource] = ()) -> RemoteCommand:

@@ -41,9 +41,10 @@ def package_set(name: str, connection: pulumi.Input[dict], profile: Profile, pac
 
 def config_file(name: str, connection: pulumi.Input[dict], path: str, content: pulumi.Input[str],
                 mode: str = "0644", owner: str = "root", group: str = "root",
-                opts: Optional[pulumi.ResourceOptions] = None) -> RemoteFile:
+                opts: Optional[pulumi.ResourceOptions] = None, shown: Optional[pulumi.Input[str]] = None) -> RemoteFile:
+    """`shown`: for a file holding secrets, its content with them masked (Passwords.masked)."""
     return RemoteFile(name, connection=connection, path=path, content=content, mode=mode, owner=owner, group=group,
-                      opts=opts)
+                      shown=shown, opts=opts)
 
 
 def systemd_service(name: str, connection: pulumi.Input[dict], unit: str, triggers: Sequence[pulumi.Input[int]] = (),

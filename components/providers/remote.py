@@ -314,7 +314,7 @@ def _file_fact(conn: dict, path: str) -> Optional[dict[str, Any]]:
 class _FileProvider(HostStepProvider):
     """`version` counts the writes: a service restarts on it, so exactly when a file it reads was (re)written."""
 
-    inputs = ("connection", "path", "content", "mode", "owner", "group")
+    inputs = ("connection", "path", "content", "mode", "owner", "group", "shown")
     replace_on = ("connection", "path")
     changes_in_place = ("content", "mode", "owner", "group")
     outputs = ("version",)
@@ -348,7 +348,8 @@ class _FileProvider(HostStepProvider):
 
 class RemoteFile(Resource, module="remote", name="File"):
     """A file on a host, written through stdin with its mode and owner. `version` (a count of its writes) is
-    the trigger of the service that reads it."""
+    the trigger of the service that reads it. `shown`: for a secret `content`, the same text with its secrets
+    masked (not secret: what a preview's report diffs); nothing is done with it on the host."""
 
     version: pulumi.Output[int]
 
@@ -361,11 +362,12 @@ class RemoteFile(Resource, module="remote", name="File"):
         mode: str = "0644",
         owner: str = "root",
         group: str = "root",
+        shown: Optional[pulumi.Input[str]] = None,
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         props = {
             "connection": connection, "path": path, "content": content, "mode": mode, "owner": owner, "group": group,
-            "version": None,
+            "shown": shown, "version": None,
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["connection", "content"]))
         super().__init__(_FileProvider(), name, props, opts)

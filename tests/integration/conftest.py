@@ -1,14 +1,25 @@
 """Integration fixtures: the real Pulumi engine, with the environment scripts/env.sh gives every command."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 from pulumi import automation as auto
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB_PASSPHRASE = "openstack-lab"  # the lab stack's documented default (README.md); never for real stacks
+
+
+def script_module(name: str):
+    """A Python script of scripts/ (upgrade.py, preview_report.py) imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # (dataclasses look their module up)
+    spec.loader.exec_module(module)
+    return module
 
 
 def project_env() -> dict:

@@ -81,8 +81,8 @@ def set_config(s, key: str, value) -> None:
 
 
 def private_key(s) -> str:
-    for r in s.export_stack().deployment["resources"]:
-        if r["type"] == "pulumi-python:dynamic/secrets:SshKey":
+    for r in s.export_stack().deployment["resources"]:  # (by name: the post-deploy's servers have a key of their own)
+        if r["type"] == "pulumi-python:dynamic/secrets:SshKey" and r["urn"].endswith("::lab-ssh-key"):
             return plaintext(r["outputs"]["private_key"])
     raise AssertionError("no lab SSH key in state")
 
@@ -90,6 +90,14 @@ def private_key(s) -> str:
 def plaintext(value):
     """A secret as `stack export --show-secrets` gives it: a signature object with its plaintext (JSON)."""
     return json.loads(value["plaintext"]) if isinstance(value, dict) else value
+
+
+def stack_secrets(s) -> list[str]:
+    """Every secret of the stack in plaintext: the generated passwords, the lab's SSH key, the config's secrets."""
+    found = [plaintext(r["outputs"].get("value") or r["outputs"].get("private_key"))
+             for r in s.export_stack().deployment["resources"] if r["type"].startswith("pulumi-python:dynamic/secrets:")]
+    found += [v.value for v in s.get_all_config().values() if v.secret]
+    return [secret for secret in found if secret]
 
 
 def assert_secrets_only_as_ciphertext(s) -> None:

@@ -8,19 +8,24 @@ and checks that the hosts are clean (README, "What destroy leaves"), then destro
 
 import ipaddress
 import json
+import os
 import subprocess
+import threading
 import time
 
 import openstack.config
 import openstack.connection
 import pytest
+import requests
 import yaml
 from pulumi import automation as auto
 
-from tests.integration.conftest import make_project
+from components import render
+from tests.integration import browser
+from tests.integration.conftest import make_project, script_module
 from components.providers import ssh
-from tests.integration.labstack import (ADMIN, AGENTS, NODES, PROVIDER_CIDR, SPARE, lab_stack, on, plaintext,
-                                       private_key, set_config)
+from tests.integration.labstack import (ADMIN, AGENTS, NODES, PROVIDER_CIDR, SPARE, STACK, lab_stack, on, plaintext,
+                                       private_key, set_config, stack_secrets)
 
 # The install order the preview of a fresh stack must show, as chains of real dependencies (the seeds' order
 # where one step needs another; independent steps, like Nova's db syncs and Keystone's, run side by side).
@@ -40,8 +45,12 @@ CHAINS = [
     ["neutron-database", "neutron-controller-config", "neutron-controller-db-sync", "neutron-controller-api",
      "neutron-compute1-ovs-agent"],
     ["nova-controller-metadata-api", "neutron-controller-metadata-agent"],
+    # The dashboard's site reloads the same Apache, after Placement's, and before any later sign-in.
+    ["horizon-controller-settings", "horizon-controller-static", "horizon-controller-apache", "glance-identity-user"],
+    ["placement-controller-apache", "placement-identity-user", "horizon-controller-apache", "neutron-identity-user"],
 ]
 ADDRESSES = {address: node for node, address in NODES.items()}
+preview_report = script_module("preview_report")
 
 
 def is_lab(resource) -> bool:
@@ -321,6 +330,64 @@ def test_servers_boot_and_answer_on_a_floating_ip_and_on_the_provider_network(cl
             conn.compute.wait_for_delete(server, wait=120)
 
 
+def test_the_dashboard_answers_with_its_login_form_on_its_own_site_only(cloud, tmp_path):
+    _, _, up, key = cloud
+    url = up.outputs["dashboard_url"].value
+    assert url == f"http://{NODES['controller']}/"
+    login = requests.get(url, timeout=30)  # redirected to the login page
+    assert login.status_code == 200 and 'name="password"' in login.text, (login.status_code, login.url)
+    # Not on Keystone's or Placement's virtual hosts, and nothing else of the dashboard's on the web server.
+    for port in (5000, 8778):  # Keystone: 404; Placement asks for a token first: 401
+        other = requests.get(f"http://{NODES['controller']}:{port}/auth/login/", timeout=30)
+        assert other.status_code in (401, 404) and 'name="password"' not in other.text, (port, other.status_code)
+    assert on("controller", key, "ls /etc/apache2/conf-enabled | grep -c dashboard || true") == "0"
+    # Its own daemons (mod_wsgi daemon mode, not embedded in Apache's workers).
+    assert on("controller", key, "pgrep -c -f '^[(]wsgi:horizon'") == "2"
+    # Glance's metadata definitions catalog is loaded (the dashboard's metadata editors read it).
+    conn = connect(up, tmp_path)
+    assert len(list(conn.image.metadef_namespaces())) > 10
+
+
+def test_a_browser_signs_in_sees_the_labs_server_image_and_networks_and_signs_out(cloud, tmp_path):
+    """Headless Chromium at dashboard_url: a wrong password is refused with no session; the admin signs in, reaches
+    the overview, finds a server, the guest image and the lab's networks on their pages, and signs out."""
+    _, _, up, _ = cloud
+    url = up.outputs["dashboard_url"].value
+    password = yaml.safe_load(up.outputs["clouds_yaml"].value)["clouds"]["admin"]["auth"]["password"]
+    conn = connect(up, tmp_path)
+    server = conn.compute.create_server(
+        name="browser-test", image_id=conn.image.find_image("openstack-deploy-guest", ignore_missing=False).id,
+        flavor_id=conn.compute.find_flavor("m1.tiny", ignore_missing=False).id,
+        networks=[{"uuid": conn.network.find_network("selfservice", ignore_missing=False).id}])
+    try:
+        conn.compute.wait_for_server(server, wait=300)
+        with browser.chromium() as session:
+            browser.sign_in(session, url, "admin", password + "-wrong")
+            assert browser.shows(session, "Invalid credentials"), session.page_source[-2000:]
+            browser.screenshot(session, "wrong-password")
+            session.get(f"{url}project/")
+            assert "/auth/login/" in session.current_url  # no session: back to the login form
+            browser.screenshot(session, "login")
+
+            browser.sign_in(session, url, "admin", password)
+            assert browser.shows(session, "Limit Summary"), session.current_url
+            assert "/auth/login/" not in session.current_url
+            browser.screenshot(session, "overview")
+            for path, names in (("project/instances/", ["browser-test"]), ("project/images/", ["openstack-deploy-guest"]),
+                                ("admin/networks/", ["provider", "selfservice"])):
+                session.get(url + path)
+                for name in names:
+                    assert browser.shows(session, name), (path, name)
+                browser.screenshot(session, path.strip("/").replace("/", "-"))
+
+            session.get(f"{url}auth/logout/")
+            session.get(f"{url}project/")
+            assert "/auth/login/" in session.current_url
+    finally:
+        conn.compute.delete_server(server)
+        conn.compute.wait_for_delete(server, wait=120)
+
+
 def test_deleted_networks_a_router_and_a_flavor_are_drift_and_up_refresh_makes_them_again(cloud):
     s, _, _, key = cloud
     on("controller", key, f"{ADMIN} router remove subnet router selfservice-v4 && {ADMIN} router delete router && "
@@ -426,6 +493,48 @@ def test_one_nova_option_previews_and_restarts_only_novas_services(cloud):
     assert "debug = true" in on("compute1", key, "cat /etc/nova/nova.conf")
 
 
+def wsgi_daemons(key, group: str) -> set[str]:
+    return set(on("controller", key, f"pgrep -f '^[(]wsgi:{group}'").split())
+
+
+def test_a_dashboard_setting_restarts_only_the_dashboards_daemons_while_keystone_answers(cloud):
+    s, _, up, key = cloud
+    overrides = json.loads(s.get_config("openstack-deploy:overrides").value)
+    set_config(s, "openstack-deploy:overrides", {**overrides, "horizon": {"local_settings": {"SITE_BRANDING": "Lab cloud"}}})
+    changed = set()
+    s.preview(on_event=steps(changed))
+    assert changed == {("update", "horizon-controller-settings"), ("update", "horizon-controller-static"),
+                       ("update", "horizon-controller-wsgi-daemons")}, changed
+
+    before = invocations(key), wsgi_daemons(key, "keystone"), wsgi_daemons(key, "horizon")
+    password = yaml.safe_load(up.outputs["clouds_yaml"].value)["clouds"]["admin"]["auth"]["password"]
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"name": "Default"}, "password": password}}}}}
+    answers: list[int] = []
+    done = threading.Event()
+
+    def sign_in_again_and_again():
+        while not done.is_set():
+            try:
+                answers.append(requests.post(up.outputs["auth_url"].value + "auth/tokens", json=body, timeout=10).status_code)
+            except requests.RequestException:
+                answers.append(0)
+
+    signer = threading.Thread(target=sign_in_again_and_again)
+    signer.start()
+    try:
+        s.up()
+    finally:
+        done.set()
+        signer.join()
+    after = invocations(key), wsgi_daemons(key, "keystone"), wsgi_daemons(key, "horizon")
+    assert answers and set(answers) == {201}, sorted(set(answers))  # Keystone answered every sign-in
+    assert after[0] == before[0]  # no unit restarted, Apache included
+    assert after[1] == before[1]  # Keystone's own daemons untouched
+    assert not after[2] & before[2]  # the dashboard's daemons are new
+    assert "Lab cloud" in requests.get(up.outputs["dashboard_url"].value, timeout=30).text
+
+
 def test_nothing_listens_on_a_wildcard_address_but_sshd(cloud):
     _, _, _, key = cloud
     for node in NODES:
@@ -466,9 +575,10 @@ def _host_override(s, key):
     set_config(s, "openstack-deploy:hosts", hosts)
 
 
-def _rotate_a_password(s, key):
-    s.set_config("openstack-deploy:passwords.placement_user", auto.ConfigValue(value="rotated-4Xq9bLw2", secret=True),
-                 path=True)
+def _rotate(name: str, value: str):
+    def rotate(s, key):
+        s.set_config(f"openstack-deploy:passwords.{name}", auto.ConfigValue(value=value, secret=True), path=True)
+    return rotate
 
 
 def _set_spare(s, present: bool) -> bool:
@@ -505,17 +615,65 @@ CHANGES = {
     "a node's container killed": _kill_a_node,
     "a per-service override changed": _service_override,
     "a per-host override changed": _host_override,
-    "a service password rotated": _rotate_a_password,
+    "a service password rotated": _rotate("placement_user", "rotated-4Xq9bLw2"),
+    "the RabbitMQ password rotated": _rotate("rabbitmq", "rotated-Mq7$'x"),
+    "the Nova database password rotated": _rotate("nova_db", "rotated-Db5$x'y"),
     "a compute host added": _add_a_compute_host,
     "a compute host removed": _remove_a_compute_host,
 }
 REBOOTED = {"a node's container killed": "compute1"}  # every unit of that node starts anew
-ROWS = [*([name] for name in DRIFT), list(DRIFT), *([name] for name in CHANGES)]  # drift alone, all at once, changes
+# What each change must show in the preview (and then do), at least: so that several share one row (each row is a
+# preview --refresh, an up --refresh and another preview --refresh of the whole cloud).
+SHOWN = {
+    "a unit disabled": {"memcached-controller-service"},
+    "a config file edited on each host": {"glance-controller-config", "nova-compute-compute1-qemu-conf"},
+    "a service stopped": {"nova-controller-scheduler"},
+    "a masked unit unmasked": {"nova-compute-compute1-libvirt-guests-off"},
+    "a database grant revoked": {"glance-database"},
+    "a Keystone endpoint deleted": {"placement-identity-internal-endpoint"},
+    "a package removed": {"cloud-controller-packages"},
+    "a per-service override changed": {"glance-controller-config", "glance-controller-api"},
+    "a per-host override changed": {"nova-compute-compute1-config", "nova-compute-compute1-service"},
+    "a service password rotated": {"placement-identity-user", "placement-controller-config",
+                                   "placement-controller-wsgi-daemons"},
+    "the RabbitMQ password rotated": {"rabbitmq-controller-user", "nova-controller-config", "nova-compute-compute1-config",
+                                      "neutron-compute1-config", "nova-compute-compute1-service"},
+    "the Nova database password rotated": {"nova-database", "nova-controller-config", "nova-controller-conductor"},
+    "a compute host added": {"cloud-compute2-packages", "nova-compute-compute2-service"},
+    "a compute host removed": {"cloud-compute2-packages", "nova-compute-compute2-service",
+                               "nova-compute-compute2-records", "neutron-compute2-records"},
+}
+def _in_the_cloud(key) -> set[str]:
+    """Where compute2 is in the cloud's records: its compute service, hypervisor, resource provider, network agent,
+    host mapping."""
+    found = {
+        "compute service": on("controller", key, f"{ADMIN} compute service list --host compute2 -f value -c ID"),
+        "hypervisor": on("controller", key, f"{ADMIN} hypervisor list -f value -c 'Hypervisor Hostname' | grep -x compute2 || true"),
+        "resource provider": on("controller", key, f"{ADMIN} resource provider list --name compute2 -f value -c uuid"),
+        "network agent": on("controller", key, f"{ADMIN} network agent list --host compute2 -f value -c ID"),
+        "host mapping": on("controller", key, "runuser -u nova -- nova-manage cell_v2 list_hosts | grep -w compute2 || true"),
+    }
+    return {what for what, out in found.items() if out}
 
 
-def steps(record):
-    """An on_event callback that collects (op, resource name) of every step that changes something."""
+# What the cloud says after the row's up, where a row must leave more than its steps.
+AFTERWARDS = {
+    "a compute host added": lambda key: _in_the_cloud(key) == {"compute service", "hypervisor", "resource provider",
+                                                               "network agent", "host mapping"},
+    "a compute host removed": lambda key: _in_the_cloud(key) == set(),
+}
+CONFIG_CHANGES = ["a per-service override changed", "a per-host override changed", "a service password rotated",
+                  "the RabbitMQ password rotated", "the Nova database password rotated"]
+# Every kind of drift at once, the node killed, the config changes at once, a host added, a host removed.
+ROWS = [list(DRIFT), ["a node's container killed"], CONFIG_CHANGES, ["a compute host added"], ["a compute host removed"]]
+
+
+def steps(record, events=None):
+    """An on_event callback that collects (op, resource name) of every step that changes something (and every
+    event in `events`, if given)."""
     def collect(event):
+        if events is not None:
+            events.append(event)
         meta = event.resource_pre_event and event.resource_pre_event.metadata
         if meta and meta.op not in ("same", "read", "refresh") and not meta.type.startswith("pulumi:providers:"):
             record.add((meta.op, meta.urn.split("::")[-1]))
@@ -547,18 +705,55 @@ def test_preview_refresh_shows_exactly_what_up_refresh_does(cloud, row):
     units = service_units(s)
     for name in row:
         {**DRIFT, **CHANGES}[name](s, key)
-    previewed, performed = set(), set()
-    preview = s.preview(refresh=True, on_event=steps(previewed))
+    previewed, performed, events = set(), set(), []
+    preview = s.preview(refresh=True, on_event=steps(previewed, events))
     assert previewed, f"{row}: the preview shows no change ({preview.change_summary})"
+    shown = {name for _, name in previewed}
+    for name in row:
+        assert SHOWN.get(name, set()) <= shown, (name, sorted(SHOWN[name] - shown))
+    # The pull-request report of that preview names every changed step's host and holds no secret in any form.
+    hosts = [h["name"] for h in json.loads(s.get_config("openstack-deploy:hosts").value)]
+    text = preview_report.render(STACK, preview_report.steps_from(events), hosts, refresh=True)
+    os.makedirs(browser.ARTIFACTS, exist_ok=True)
+    with open(os.path.join(browser.ARTIFACTS, f"preview-report-{'+'.join(row)[:60]}.md".replace(" ", "-")), "w") as f:
+        f.write(text)
+    for secret in stack_secrets(s):
+        assert not any(form in text for form in render.written_forms(secret)), row
+        assert not any(line in text for line in secret.splitlines() if len(line) > 16), row  # (a key's lines)
+    assert "### Drift found by the refresh" in text or not set(row) & set(DRIFT)
+    if "a per-service override changed" in row:
+        assert "+debug = true" in text  # the masked diff of glance-api.conf
     rebooted = {REBOOTED[name] for name in row if name in REBOOTED}  # every unit there starts anew
     watched = {u for u in units.values() if u[0] not in rebooted}
     before = invocation_ids(key, watched)
     s.up(refresh=True, on_event=steps(performed))
     after = invocation_ids(key, watched)
     assert performed == previewed, (sorted(previewed - performed), sorted(performed - previewed))
+    for name in row:
+        assert AFTERWARDS.get(name, lambda key: True)(key), (name, _in_the_cloud(key))
     restarts = {units[name] for op, name in previewed if name in units} & watched
     assert {u for u in watched if before[u] != after[u]} == restarts
     s.preview(refresh=True, expect_no_changes=True)
+
+
+def test_after_the_rotations_the_cloud_signs_in_lists_images_and_boots_a_server(cloud, tmp_path):
+    """The parity rows rotated a service password, RabbitMQ's and Nova's database password (cell mappings are
+    templates filled from nova.conf: nothing stored with the old ones)."""
+    s, _, up, key = cloud
+    stored = on("controller", key, "mariadb -N -B -e 'SELECT database_connection FROM nova_api.cell_mappings'")
+    assert stored.split() == ["{scheme}://{username}:{password}@{hostname}/nova_cell0",
+                              "{scheme}://{username}:{password}@{hostname}/nova"]
+    conn = connect(up, tmp_path)
+    assert conn.image.find_image("openstack-deploy-guest", ignore_missing=False)
+    server = conn.compute.create_server(
+        name="after-rotation", image_id=conn.image.find_image("openstack-deploy-guest").id,
+        flavor_id=conn.compute.find_flavor("m1.tiny", ignore_missing=False).id,
+        networks=[{"uuid": conn.network.find_network("selfservice", ignore_missing=False).id}])
+    try:
+        assert conn.compute.wait_for_server(server, wait=300).status == "ACTIVE"
+    finally:
+        conn.compute.delete_server(server)
+        conn.compute.wait_for_delete(server, wait=120)
 
 
 def test_a_host_that_does_not_answer_is_named_and_up_fails_naming_it(cloud):

@@ -12,9 +12,7 @@ compute services up, the hypervisor, every network agent alive). One Zed cloud s
 nodes would cost the suite some nine minutes, and every resource of this program is still made by this program
 (Neutron and the nodes' new boot settings) or updated by it (everything else)."""
 
-import importlib.util
 import io
-import os
 import subprocess
 import tarfile
 
@@ -23,7 +21,7 @@ from keystoneauth1 import session
 from pulumi import automation as auto
 from keystoneauth1.identity import v3
 
-from tests.integration.conftest import PROGRAM, ROOT, copy_program, make_project, remove_program
+from tests.integration.conftest import PROGRAM, ROOT, copy_program, make_project, remove_program, script_module
 from tests.integration.labstack import ADMIN, AGENTS, NODES, PROVIDER_CIDR, lab_stack, on, plaintext, private_key, set_config
 
 LAB_STACK_FILE = "stacks/Pulumi.lab.yaml"  # (the old program refuses keys of this one it does not know)
@@ -31,9 +29,7 @@ BEFORE = "e1c0b4d"  # main before the first commit of the issue on real hosts
 SERVICE_USERS = {"glance": "glance_user", "placement": "placement_user", "nova": "nova_user",
                  "neutron": "neutron_user"}
 
-_spec = importlib.util.spec_from_file_location("upgrade", os.path.join(ROOT, "scripts", "upgrade.py"))
-upgrade = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(upgrade)
+upgrade = script_module("upgrade")
 
 
 def checkout_program(commit: str, work) -> None:
@@ -95,3 +91,7 @@ def zed_answers_as_an_operator_expects(key: str) -> None:
     assert on("controller", key, f"{ADMIN} hypervisor list -f value -c 'Hypervisor Hostname'").split() == ["compute1"]
     agents = on("controller", key, f"{ADMIN} network agent list -f value -c 'Agent Type' -c Host -c Alive")
     assert sorted(agents.splitlines()) == sorted(f"{kind} {host} True" for kind, host in AGENTS), agents
+    # Zed's dashboard (Horizon 23, Django 3.2), added by the upgrade: its login form, styled (assets compressed).
+    assert on("controller", key, "dpkg-query -W -f='${Version}' openstack-dashboard").startswith("3:23.")
+    login = on("controller", key, f"curl -sfL http://{NODES['controller']}/")
+    assert 'name="password"' in login and "/static/dashboard/css/" in login
