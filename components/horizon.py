@@ -42,10 +42,11 @@ class Horizon(ServiceComponent):
         ctx, host, profile = self.ctx, self.host, self.profile
         overrides = ctx.service_overrides("horizon", host).get("local_settings", {})
         names = sorted({ctx.public_host, host.address, host.spec.name})
+        static_dir = profile.path("dashboard_static")
         settings_text = pulumi.Output.all(args.secret_key, ctx.memcache_servers).apply(
             lambda v: render.render(
                 "horizon", "openstack_deploy.py", profile.name, secret_key=v[0], memcached_servers=v[1].split(","),
-                allowed_hosts=names, webroot=WEBROOT, static_root=profile.path("dashboard_static") + "/",
+                allowed_hosts=names, webroot=WEBROOT, static_root=static_dir + "/",
                 time_zone=args.time_zone, keystone_url=ctx.auth_url, default_role=DEFAULT_ROLE, region=ctx.region,
                 overrides=overrides,
             )
@@ -57,7 +58,6 @@ class Horizon(ServiceComponent):
         # As the package's postinst does it, with this program's settings: the pages' assets, compressed offline
         # (compress's manifest lands in Horizon's COMPRESS_OUTPUT_DIR, `dashboard`).
         manage = profile.path("dashboard_manage")
-        static_dir = profile.path("dashboard_static")
         build = f"{manage} collectstatic --noinput --clear -v 0 && {manage} compress --force -v 0"
         static = RemoteCommand(
             f"{self.prefix}-static", connection=host.connection, create=build, update=build,

@@ -46,10 +46,10 @@ class KeystoneArgs:
     memcache_servers: pulumi.Input[str]
     # The address clients outside the cloud's /etc/hosts reach the API on (a VIP, or the controller's address).
     public_host: str
+    # A secret text with the stack's passwords masked (Passwords.masked): what a preview's report may show of it.
+    mask: Callable[[pulumi.Input[str]], pulumi.Output[str]]
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     wsgi_processes: int = 2
-    # A secret text with the stack's passwords masked (Passwords.masked): what a preview's report may show of it.
-    mask: Optional[Callable[[pulumi.Input[str]], pulumi.Output[str]]] = None
 
 
 class Keystone(pulumi.ComponentResource):
@@ -77,7 +77,7 @@ class Keystone(pulumi.ComponentResource):
             )
         )
         conf = config_file(f"{prefix}-config", conn, "/etc/keystone/keystone.conf", pulumi.Output.secret(conf_text),
-                           mode="0640", group="keystone", opts=after(), shown=args.mask(conf_text) if args.mask else None)
+                           mode="0640", group="keystone", opts=after(), shown=args.mask(conf_text))
         db_sync = RemoteCommand(
             f"{prefix}-db-sync", connection=conn,
             create=as_user("keystone", "keystone-manage db_sync"),
@@ -169,5 +169,5 @@ class Keystone(pulumi.ComponentResource):
         # The admin's CLI on the controller, as the seeds use it (and the steps that remove a host's records).
         self.admin_cli = AdminCli(f". {ADMIN_OPENRC} && openstack", config_file(
             f"{prefix}-admin-openrc", conn, ADMIN_OPENRC, self.admin_openrc, mode="0600", opts=after(apache),
-            shown=args.mask(self.admin_openrc) if args.mask else None))
+            shown=args.mask(self.admin_openrc)))
         self.register_outputs({"auth_url": self.auth_url})

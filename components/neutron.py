@@ -104,7 +104,7 @@ class Neutron(ServiceComponent):
                                                   ctx.service_overrides("neutron", h))))
                 host_conf = config_file(f"{self.service_name}-{h.spec.name}-config", h.connection,
                                         profile.path("neutron_conf"), agent_conf, mode="0640", group="neutron",
-                                        opts=self.after(), shown=ctx.shown(agent_conf))
+                                        opts=self.after(), shown=ctx.mask(agent_conf))
             records = [] if h is host else [ctx.records_of(
                 f"{self.service_name}-{h.spec.name}-records", h, "the network agents", "network agent list --host {host}",
                 "network agent delete", parent=self, after=server)]  # (deleted from the cloud when the host leaves)
@@ -124,7 +124,7 @@ class Neutron(ServiceComponent):
         for service, (step, path, text) in agent_files.items():
             agent_conf = config_file(f"{self.prefix}-{step}-agent-config", host.connection, profile.path(path), text,
                                      mode="0640", group="neutron", opts=self.after(),
-                                     shown=ctx.shown(text) if step == "metadata" else None)
+                                     shown=ctx.mask(text) if step == "metadata" else None)
             after = [*server, *masked, agent_conf, switches[host.spec.name], *(args.after if step == "metadata" else ())]
             agents.append(platform_service(f"{self.prefix}-{step}-agent", host.connection, profile, service,
                                            triggers=restarted_on(conf, agent_conf), opts=self.after(*after)))

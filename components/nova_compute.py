@@ -89,7 +89,7 @@ class NovaCompute(pulumi.ComponentResource):
                 transport_url=v[0], auth=v[1], placement_auth=v[2], network_auth=v[3], region=ctx.region, glance_url=args.glance_url,
                 novncproxy_base_url=args.novncproxy_base_url), overrides))
             conf = config_file(f"{prefix}-config", conn, "/etc/nova/nova.conf", pulumi.Output.secret(conf_text),
-                               mode="0640", group="nova", opts=after(), shown=ctx.shown(conf_text))
+                               mode="0640", group="nova", opts=after(), shown=ctx.mask(conf_text))
             driver_text = facts_line.apply(lambda line: render.render(
                 "nova", "nova-compute.conf", profile.name,
                 **dict(zip(("virt_type", "virt_type_reason"), hypervisor(args.virt_type, line)))))

@@ -155,9 +155,9 @@ def written_forms(secret: str) -> set[str]:
     of those as every file syntax's writer writes it."""
     forms = {secret, quote(secret, safe="")}
     for form in list(forms):
-        for write in (oslo_value, lambda v: shlex.quote(v), lambda v: json.dumps(v, ensure_ascii=False), python_value):
+        for syntax, write in WRITERS.items():
             try:
-                forms.add(write(form))
+                forms.add(write(form, f"a {syntax} file"))
             except RenderError:
                 pass  # (a value no file of that syntax can hold, such as a key of several lines in an INI file)
     return {f for f in forms if f}

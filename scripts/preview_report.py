@@ -23,8 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown value during a preview
 SECRET = "[secret]"  # how the engine's events show a secret value
-HIDDEN = ("__provider", "connection", "stdin", "content")  # never printed (content only through `shown`)
-CHANGES = ("create", "update", "replace", "delete", "create-replacement", "delete-replaced")
+CHANGES = ("create", "update", "replace", "delete")
 MAX_DIFF_LINES = 80
 
 
@@ -67,15 +66,14 @@ def steps_from(events: Iterable[Any]) -> list[Step]:
         if op == "refresh":
             refreshed.add(meta.urn)
             continue
+        # (create-replacement and delete-replaced: the replace step says it)
         if op not in CHANGES or meta.type.startswith("pulumi:providers:"):
             continue
         old, new = meta.old, meta.new
-        step = Step(op=op, urn=meta.urn, type=meta.type,
-                    old_inputs=dict(old.inputs or {}) if old else {}, old_outputs=dict(old.outputs or {}) if old else {},
-                    new_inputs=dict(new.inputs or {}) if new else {})
-        if op in ("create-replacement", "delete-replaced"):
-            continue  # the replace step says it
-        found[meta.urn] = step
+        found[meta.urn] = Step(op=op, urn=meta.urn, type=meta.type,
+                               old_inputs=dict(old.inputs or {}) if old else {},
+                               old_outputs=dict(old.outputs or {}) if old else {},
+                               new_inputs=dict(new.inputs or {}) if new else {})
     for step in found.values():
         step.was_in_state = step.urn in refreshed
     return list(found.values())

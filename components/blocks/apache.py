@@ -5,12 +5,11 @@ are restarted on the writes of the files it reads, and only they: the other site
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Sequence
 
 import pulumi
-
-import shlex
 
 from .. import render
 from ..host import Host

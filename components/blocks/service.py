@@ -32,10 +32,10 @@ class ServiceContext:
     public_auth_url: str  # the one clients are sent to (www_authenticate_uri)
     memcache_servers: pulumi.Input[str]
     public_host: str  # where clients outside the cloud reach the APIs (a VIP or the controller's address)
-    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)  # stack-wide
     # A secret text with the stack's passwords masked (Passwords.masked): what a preview's report may show of it.
-    mask: Optional[Callable[[pulumi.Input[str]], pulumi.Output[str]]] = None
-    admin_cli: Optional[AdminCli] = None  # the admin's CLI on the controller (Keystone's)
+    mask: Callable[[pulumi.Input[str]], pulumi.Output[str]]
+    admin_cli: AdminCli  # the admin's CLI on the controller (Keystone's)
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)  # stack-wide
 
     def records_of(self, name: str, host: Host, what: str, ids: str, delete: str,
                    parent: pulumi.Resource, after: Sequence[pulumi.Resource] = ()) -> RemoteCommand:
@@ -43,17 +43,13 @@ class ServiceContext:
         deletes one by ID): nothing to make, but when the host leaves the stack they are deleted from the cloud, on
         the controller, after the host's own services have stopped (those depend on this step, so they go first).
         Without this the cloud keeps a compute service or an agent that is down forever."""
-        assert self.admin_cli is not None
-        cli, h = self.admin_cli.command, shlex.quote(host.spec.name)
-        remove = (f"for id in $({cli} {ids.format(host=h)} -f value -c ID); do {cli} {delete} \"$id\"; done; "
-                  f"test -z \"$({cli} {ids.format(host=h)} -f value -c ID)\" || "
+        cli = self.admin_cli.command
+        listed = f"{cli} {ids.format(host=shlex.quote(host.spec.name))} -f value -c ID"
+        remove = (f"for id in $({listed}); do {cli} {delete} \"$id\"; done; "
+                  f"test -z \"$({listed})\" || "
                   f"{{ echo {shlex.quote(f'{what} of {host.spec.name} still in the cloud')} >&2; exit 1; }}")
         return RemoteCommand(name, connection=self.host.connection, create="true", delete=remove,
                              opts=pulumi.ResourceOptions(parent=parent, depends_on=[self.admin_cli.ready, *after]))
-
-    def shown(self, text: pulumi.Input[str]) -> Optional[pulumi.Output[str]]:
-        """`text` (secret) as a preview's report may show it."""
-        return self.mask(text) if self.mask else None
 
     def urls(self, port: int, path: str = "") -> dict[str, str]:
         """The endpoint URL per interface: public on the public host, internal/admin on the controller's name."""
@@ -106,7 +102,7 @@ class ServiceComponent(pulumi.ComponentResource):
     def secret_config(self, path: str, text: pulumi.Input[str], group: str, step: str = "config") -> RemoteFile:
         """A config file holding credentials: secret, 0640, readable by the service's group only."""
         return config_file(f"{self.prefix}-{step}", self.host.connection, path, pulumi.Output.secret(text),
-                           mode="0640", group=group, opts=self.after(), shown=self.ctx.shown(text))
+                           mode="0640", group=group, opts=self.after(), shown=self.ctx.mask(text))
 
     def run_as(self, step: str, user: str, command: str, check: Optional[str] = None,
                after: Sequence[pulumi.Resource] = ()) -> RemoteCommand:
