@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
+from components import here
+
 IMAGE_VERSION = "1"  # the guest's own version, in its banner: raise it when what the guest does changes
 NAME = "openstack-deploy guest"  # the banner's first words: what a test looks for in the console log
 SOURCE_DATE_EPOCH = 1767225600  # 2026-01-01 00:00:00 UTC: every timestamp inside the image
@@ -436,10 +438,9 @@ def ensure_host_tools(progress: Callable[[str], None]) -> None:
     if missing:
         progress(f"installing the build's tools on this machine: {' '.join(missing)}")
         try:
-            _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=_apt_env(), timeout=900)
-        except GuestImageError:
-            _run(["apt-get", "update", "-qq"], env=_apt_env(), timeout=900)
-            _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=_apt_env(), timeout=900)
+            here.install(missing, timeout=900)
+        except here.InstallError as e:
+            raise GuestImageError(str(e)) from None
 
 
 def download(packages: Sequence[Package], debs_dir: str, progress: Callable[[str], None]) -> dict[str, str]:

@@ -19,11 +19,12 @@ import socket
 import subprocess
 import time
 import uuid
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
+from .. import here
 from . import ssh
 from .base import Provider
 
@@ -106,21 +107,15 @@ class HostPackagesProvider(_Provider):
     def identity(self, props):
         return "lab-host-packages"
 
-    def missing(self, packages: Iterable[str]) -> list[str]:
-        out = sh("dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *packages, check=False).stdout
-        installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
-        return [p for p in packages if p not in installed]
-
     def apply(self, props):
-        missing = self.missing(props["packages"])
-        if missing:
-            env = "DEBIAN_FRONTEND=noninteractive"
-            sh("env", env, "apt-get", "update", "-qq", timeout=900)
-            sh("env", env, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, timeout=1800)
+        try:
+            here.install(props["packages"])
+        except here.InstallError as e:
+            raise LabError(str(e)) from None
         return props
 
     def exists(self, props):
-        return not self.missing(props["packages"])
+        return not here.missing(props["packages"])
 
     def delete(self, _id, _props):
         pass

@@ -797,7 +797,7 @@ NEXT_RELEASE = {
         ('"nova_compute": ("nova-compute", "nova-compute-kvm", "curl"),',
          '"nova_compute": ("nova-compute", "nova-compute-kvm", "curl", "jq"),')],
     "components/keystone.py": [  # a file moves; a one-off step (key setup) has a new command
-        ('"/root/admin-openrc", self.admin_openrc', '"/root/admin-openrc.sh", self.admin_openrc'),
+        ('ADMIN_OPENRC = "/root/admin-openrc"', 'ADMIN_OPENRC = "/root/admin-openrc.sh"'),
         ('create=f"keystone-manage fernet_setup {keys} && keystone-manage credential_setup {keys}"',
          'create=f"keystone-manage fernet_setup {keys}; keystone-manage credential_setup {keys}"')],
     "components/memcached.py": [  # a service: a new command (it waits for its port now)
