@@ -113,6 +113,9 @@ def run_on(conn: dict, script: str, stdin: Optional[str], what: str, kind: str =
     if result.exit_status in DEADLINE_EXIT and time.monotonic() - started >= seconds:
         raise RemoteError(f"{ssh.describe(conn)}: {what} did not finish within its deadline of {seconds:.0f}s and was "
                           f"stopped there ({kind} steps: `deadlines.{kind}` in the stack config): {_tail(result)}")
+    if result.exit_status == ssh.NO_STATUS:
+        raise RemoteError(f"{ssh.describe(conn)}: {what} was cut off: the connection closed before it ended (the host "
+                          "went down or was restarted); the next up runs it again")
     if result.exit_status != 0:
         raise RemoteError(f"{ssh.describe(conn)}: {what} failed (exit {result.exit_status}): {_tail(result)}")
     return result
