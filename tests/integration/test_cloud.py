@@ -51,6 +51,8 @@ CHAINS = [
 ]
 ADDRESSES = {address: node for node, address in NODES.items()}
 preview_report = script_module("preview_report")
+timeline = script_module("timeline")
+FIRST_DEPLOY = {}  # the cloud fixture's first up, drawn: {"timeline": timeline.Timeline}
 
 
 def is_lab(resource) -> bool:
@@ -106,7 +108,13 @@ def cloud(tmp_path_factory, env):
     """(stack, preview of the fresh stack, result of the first up, lab key)."""
     with lab_stack(make_project(tmp_path_factory.mktemp("cloud"), env), disposable=False, post_deploy=True) as s:
         preview = s.preview()
-        up = s.up()
+        recorder = timeline.Recorder()
+        up = s.up(on_event=recorder)
+        hosts = json.loads(s.get_config("openstack-deploy:hosts").value)
+        os.makedirs(browser.ARTIFACTS, exist_ok=True)
+        FIRST_DEPLOY["timeline"] = timeline.render(recorder, s.export_stack().deployment["resources"], hosts,
+                                                   os.path.join(browser.ARTIFACTS, "timeline-first-deploy.png"),
+                                                   title="the lab from bare nodes")
         key = private_key(s)
         yield s, preview, up, key
         # The teardown destroys the cloud and not the nodes, deleting every Keystone entity (in Keystone, while it
@@ -137,6 +145,23 @@ def test_the_preview_of_a_fresh_stack_shows_the_seeds_install_order(cloud):
             assert at, (name, preview.stdout)
             positions.append(at[0])
         assert positions == sorted(positions), (chain, preview.stdout)
+
+
+def test_the_first_deploys_timeline_has_a_lane_per_host_and_its_critical_path_ends_the_run(cloud):
+    drawn = FIRST_DEPLOY["timeline"]
+    assert list(drawn.lanes)[:len(NODES)] == list(NODES)  # the hosts' lanes first, in the stack's order
+    assert set(drawn.lanes) - set(NODES) <= {"cloud APIs", "this machine"}
+    names = {lane: {step.name for step in steps} for lane, steps in drawn.lanes.items()}
+    assert {"cloud-controller-packages", "keystone-controller-db-sync", "keystone-database",
+            "nova-compute-compute1-records"} <= names["controller"]
+    assert {"cloud-compute1-packages", "nova-compute-compute1-service", "neutron-compute1-ovs-agent"} <= names["compute1"]
+    assert "keystone-service-project" in names["cloud APIs"] and "lab-controller-boot" in names["this machine"]
+    assert all(step.status == "done" for step in drawn.steps)
+    path = drawn.critical
+    assert path[-1].end == max(step.end for step in drawn.steps)
+    assert all(a.end <= b.start + 0.5 for a, b in zip(path, path[1:]))  # each waited for the one before it
+    with open(os.path.join(browser.ARTIFACTS, "timeline-first-deploy.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_keystone_answers_on_the_controller_and_from_here(cloud, tmp_path):
