@@ -291,12 +291,14 @@ def build(events: Iterable[Union[Stamped, EngineEvent]], state_resources: Sequen
 
 
 def _slots(steps: Sequence[Step], least: float) -> dict[Step, int]:
-    """A row within the lane for each step: steps that overlap in time on different rows (the first free one)."""
+    """A row within the lane for each step: steps that overlap in time on different rows (the first free one).
+    A step too short to measure (the CLI's log stamps whole seconds) takes no room: the dozens of such steps a run
+    starts with would each get a row of their own, their slivers drawn over each other's do no harm."""
     ends: list[float] = []
     slot = {}
     for step in sorted(steps, key=lambda s: (s.start, s.started)):
         free = next((i for i, end in enumerate(ends) if end <= step.start), len(ends))
-        end = step.start + max(step.duration, least)
+        end = step.start + (step.duration if step.duration >= least else 0.0)
         if free == len(ends):
             ends.append(end)
         else:
