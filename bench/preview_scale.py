@@ -3,10 +3,11 @@
 For each N, a stack made from stacks/Pulumi.example.yaml (real hosts: no `lab` key) with its controller and N
 compute hosts, each a copy of the example's compute host at an address of TEST-NET-1 (192.0.2.0/24, which no
 host answers), is previewed with `pulumi preview` on a throwaway file backend (a temporary directory, removed
-afterwards, with a passphrase made for the run). It prints one row per N: resources, wall seconds, the peak
-RSS of the Python program and of the dynamic providers' process, milliseconds per resource, and the ratio of
-each to the smallest N's; then whether time and memory grow linearly: the cost of one more host between the
-last three sizes (10 -> 50 against 50 -> 100) stays within a factor of 1.5.
+afterwards, with a passphrase made for the run). It prints one row per N: resources, wall seconds, CPU seconds
+of all its processes (less at the mercy of whatever else the machine runs), the peak RSS of the Python program
+and of the dynamic providers' process, milliseconds per resource, and the ratio of each to the smallest N's;
+then whether time and memory grow linearly: the cost of one more host between the last three sizes (10 -> 50
+against 50 -> 100) stays within a factor of 1.5.
 
 A preview without --refresh must not dial any host. Every Python process of the run (the program and the
 dynamic providers, the only code that dials hosts: components/providers/ssh.py) carries an audit hook that
@@ -23,6 +24,7 @@ import copy
 import ipaddress
 import json
 import os
+import resource
 import secrets
 import shutil
 import subprocess
@@ -77,6 +79,7 @@ class Row:
     hosts: int  # compute hosts (besides the controller)
     resources: int
     seconds: float
+    cpu_seconds: float  # user + system of every process of the preview (CLI, engine, program, plugins)
     program_mib: float  # peak RSS of the Python program (__main__.py under the language host)
     providers_mib: float  # peak RSS of the dynamic-provider process (checks every dynamic resource)
 
@@ -149,15 +152,19 @@ def role(pid: int) -> Optional[str]:
     return None
 
 
-def timed_preview(work: str, env: dict, stack: str) -> tuple[float, dict, dict]:
-    """Runs the preview; returns its wall time, the peak RSS per role and the engine's JSON.
+def timed_preview(work: str, env: dict, stack: str) -> tuple[float, float, dict, dict]:
+    """Runs the preview; returns its wall time, its CPU time, the peak RSS per role and the engine's JSON.
+
+    CPU time: what getrusage counts for the children this process has waited for, which includes their own waited
+    children (the CLI waits for the language host, the program and the plugins): less sensitive than the wall
+    time to whatever else the machine runs.
 
     Peak memory: the kernel keeps each process's high-water mark of resident memory (VmHWM); it is read every
     50 ms for the program and the provider process found under the CLI, and the last value read before the
     process ends is its peak (less at most 50 ms of growth at its very end, when the program only waits for
     the engine). getrusage(RUSAGE_CHILDREN) would give one maximum over every descendant, the Go engine and
     plugins included, not the program's own."""
-    started = time.monotonic()
+    started, used = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(["pulumi", "preview", "--stack", stack, "--json", "--non-interactive"],
                                 cwd=work, env=env, stdout=out, stderr=err)
@@ -170,12 +177,14 @@ def timed_preview(work: str, env: dict, stack: str) -> tuple[float, dict, dict]:
                     peaks[kind] = max(peaks.get(kind, 0.0), mib)
             time.sleep(0.05)
         seconds = time.monotonic() - started
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode != 0:
         sys.exit(f"preview of {stack} failed (exit {proc.returncode}):\n{stderr[-3000:]}\n{stdout[-3000:]}")
-    return seconds, peaks, json.loads(stdout)
+    return seconds, cpu, peaks, json.loads(stdout)
 
 
 def measure(work: str, env: dict, example: dict, key_file: str, computes: int, repeat: int) -> Row:
@@ -186,11 +195,11 @@ def measure(work: str, env: dict, example: dict, key_file: str, computes: int, r
                    check=True, capture_output=True)
     best: Optional[Row] = None
     for _ in range(repeat):  # the fastest of `repeat` runs: the one least disturbed by the rest of the machine
-        seconds, peaks, result = timed_preview(work, env, stack)
+        seconds, cpu, peaks, result = timed_preview(work, env, stack)
         summary = result.get("changeSummary", {})
         if set(summary) != {"create"}:
             sys.exit(f"preview of {stack}: expected only creates on a new stack, got {summary}")
-        row = Row(computes, summary["create"], seconds, peaks.get("program", 0.0), peaks.get("providers", 0.0))
+        row = Row(computes, summary["create"], seconds, cpu, peaks.get("program", 0.0), peaks.get("providers", 0.0))
         if best is None or row.seconds < best.seconds:
             best = row
     assert best is not None
@@ -211,15 +220,16 @@ def linearity(rows: list[Row], field: str) -> tuple[str, float]:
 def table(rows: list[Row]) -> str:
     base = rows[0]
     lines = [
-        "| compute hosts | resources | seconds | program peak MiB | providers peak MiB | ms per resource "
-        "| ratio: hosts | ratio: resources | ratio: seconds | ratio: MiB |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| compute hosts | resources | seconds | CPU seconds | program peak MiB | providers peak MiB | ms per resource "
+        "| ratio: hosts | ratio: resources | ratio: seconds | ratio: CPU | ratio: MiB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r.hosts} | {r.resources} | {r.seconds:.1f} | {r.program_mib:.0f} | {r.providers_mib:.0f} "
-            f"| {1000 * r.seconds / r.resources:.1f} | {r.hosts / base.hosts:.1f} | {r.resources / base.resources:.2f} "
-            f"| {r.seconds / base.seconds:.2f} | {r.program_mib / base.program_mib:.2f} |")
+            f"| {r.hosts} | {r.resources} | {r.seconds:.1f} | {r.cpu_seconds:.1f} | {r.program_mib:.0f} "
+            f"| {r.providers_mib:.0f} | {1000 * r.seconds / r.resources:.1f} | {r.hosts / base.hosts:.0f} "
+            f"| {r.resources / base.resources:.2f} | {r.seconds / base.seconds:.2f} | {r.cpu_seconds / base.cpu_seconds:.2f} "
+            f"| {r.program_mib / base.program_mib:.2f} |")
     return "\n".join(lines)
 
 
@@ -279,7 +289,8 @@ def main() -> None:
 
         print(table(rows))
         print()
-        for field, what in (("seconds", "time"), ("program_mib", "program memory"), ("resources", "resources")):
+        for field, what in (("seconds", "time"), ("cpu_seconds", "CPU time"), ("program_mib", "program memory"),
+                            ("resources", "resources")):
             print(f"{what}: {linearity(rows, field)[0]}")
         print("no connection outside this machine was attempted")
         if args.json:
