@@ -2,8 +2,10 @@
 
 import pulumi
 
-from components import config
+from components import config, settle
 from components.cloud import Cloud
+
+settle.install()  # the SDK's wait at the end of the run, without its quadratic cost (components/settle.py)
 
 cfg = config.load_or_exit()  # a mistake ends the run with one line naming the key, before any resource
 cloud = Cloud("cloud", cfg)
