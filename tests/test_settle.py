@@ -107,3 +107,12 @@ def test_a_resource_the_engine_reported_failed_does_not_end_the_wait(wait):
         assert slow.done()
 
     run(scenario)
+
+
+def test_install_puts_it_where_the_sdk_runner_calls_it(monkeypatch):
+    monkeypatch.setattr(sdk_stack, "wait_for_rpcs", SDK_WAIT)  # (restored afterwards)
+    assert settle.install()
+    assert sdk_stack.wait_for_rpcs is settle.wait_for_rpcs  # run_pulumi_func calls it by this name
+    monkeypatch.setattr(settle.importlib.metadata, "version", lambda _: "3.999.0")
+    monkeypatch.setattr(sdk_stack, "wait_for_rpcs", SDK_WAIT)
+    assert not settle.install() and sdk_stack.wait_for_rpcs is SDK_WAIT  # another SDK keeps its own
