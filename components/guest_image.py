@@ -382,20 +382,16 @@ def _sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def _apt_env() -> dict[str, str]:
-    return dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
-
-
 def apt_update(progress: Callable[[str], None]) -> None:
     progress("apt-get update (a package was not found: the lists may be stale)")
-    _run(["apt-get", "update", "-qq"], env=_apt_env(), timeout=900)
+    _run(["apt-get", "update", "-qq"], env=here.apt_env(), timeout=900)
 
 
 def apt_show(names: Sequence[str]) -> dict[str, Package]:
     """apt's candidate of each name: what `apt-get download NAME` would fetch."""
     try:
         text = subprocess.run(["apt-cache", "show", "--no-all-versions", *names], capture_output=True,
-                              env=_apt_env(), timeout=120).stdout.decode()
+                              env=here.apt_env(), timeout=120).stdout.decode()
     except (OSError, subprocess.TimeoutExpired) as e:
         raise GuestImageError(f"apt-cache show: {e}") from None
     found: dict[str, Package] = {}
@@ -455,7 +451,7 @@ def download(packages: Sequence[Package], debs_dir: str, progress: Callable[[str
     with tempfile.TemporaryDirectory(dir=debs_dir, prefix=".download-") as tmp:
         try:
             _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *(p.pin for p in missing)],
-                 cwd=tmp, env=_apt_env(), timeout=1800)
+                 cwd=tmp, env=here.apt_env(), timeout=1800)
         except GuestImageError as e:
             raise AptUnavailable(str(e)) from None
         for p in missing:

@@ -22,10 +22,14 @@ def missing(packages: Iterable[str]) -> list[str]:
     return [p for p in packages if p not in installed]
 
 
+def apt_env() -> dict[str, str]:
+    """apt's environment here: no questions asked, messages in C (they are read)."""
+    return dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
+
+
 def _apt(*argv: str, timeout: float) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
     try:
-        return subprocess.run([*_APT, *argv], capture_output=True, text=True, env=env, timeout=timeout)
+        return subprocess.run([*_APT, *argv], capture_output=True, text=True, env=apt_env(), timeout=timeout)
     except subprocess.TimeoutExpired:
         raise InstallError(f"apt-get {argv[0]}: no answer after {timeout:.0f} s") from None
 
