@@ -2,10 +2,11 @@
 
 import pulumi
 
-from components import config, settle
+from components import config, sdklog, settle
 from components.cloud import Cloud
 
 settle.install()  # the SDK's wait at the end of the run, without its quadratic cost (components/settle.py)
+sdklog.install()  # the SDK's debug lines kept in the program unless OSD_SDK_DEBUG=1 (components/sdklog.py)
 
 cfg = config.load_or_exit()  # a mistake ends the run with one line naming the key, before any resource
 cloud = Cloud("cloud", cfg)

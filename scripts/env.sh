@@ -25,4 +25,8 @@ export PULUMI_SKIP_UPDATE_CHECK=1
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=1
 # Default backend: a local file backend inside the project (git-ignored). Set PULUMI_BACKEND_URL for S3 or Pulumi Cloud.
 export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$OSD_ROOT/.state}
-export PATH OSD_ROOT OSD_CACHE OSD_TOOLCHAIN_BIN OSD_PROVIDER_KEY OSD_VENV PULUMI_VERSION LANGHOST_VERSION
+# Resource operations at once (the CLI's --parallel; its own default is 4 per CPU): a step's time is mostly its
+# host's, so a refresh reads many host steps at once. The dynamic providers serve that many threads
+# (components/providers/server.py) and cap the SSH sessions per host (components/providers/ssh.py).
+PULUMI_PARALLEL=${PULUMI_PARALLEL:-32}
+export PATH OSD_ROOT OSD_CACHE OSD_TOOLCHAIN_BIN OSD_PROVIDER_KEY OSD_VENV PULUMI_VERSION LANGHOST_VERSION PULUMI_PARALLEL

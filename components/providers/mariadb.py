@@ -30,9 +30,7 @@ class DatabaseError(RuntimeError):
 
 @contextlib.contextmanager
 def session(conn: dict, socket_path: str, dial_timeout=None) -> Iterator[pymysql.cursors.Cursor]:
-    client = ssh.pooled(conn, dial_timeout)  # the host's one connection: the session is a channel on it
-    channel = client.get_transport().open_session()  # type: ignore[union-attr]
-    try:
+    with ssh.channel(conn, dial_timeout) as channel:  # a session on the host's one connection
         channel.exec_command(f"exec socat STDIO UNIX-CONNECT:{shlex.quote(socket_path)}")
         # No TLS: the session is already a channel of the SSH connection (and PyMySQL would try TLS whenever the
         # server offers it, as MariaDB 11 does, and fail to wrap a channel that is not a socket).
@@ -46,8 +44,6 @@ def session(conn: dict, socket_path: str, dial_timeout=None) -> Iterator[pymysql
             yield db.cursor()
         finally:
             db.close()
-    finally:
-        channel.close()
 
 
 def native_hash(password: str) -> str:

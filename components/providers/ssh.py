@@ -13,6 +13,7 @@ A lab node's connection may also say `"disposable": True`: its disk is deleted w
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import logging
@@ -21,7 +22,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import paramiko
 
@@ -168,8 +169,12 @@ NO_STATUS = -1  # a session that ended without the command's exit status (parami
 
 
 def run(client: paramiko.SSHClient, command: str, stdin: Optional[str] = None, timeout: float = 1800) -> Result:
-    """Runs `command` under `sh -e`; `stdin` (often a secret or a config file) is streamed, never echoed."""
-    chan = client.get_transport().open_session()  # type: ignore[union-attr]
+    """Runs `command` on a new session of `client`; `stdin` (often a secret or a config file) is streamed, never
+    echoed."""
+    return _run(client.get_transport().open_session(), command, stdin, timeout)  # type: ignore[union-attr]
+
+
+def _run(chan: paramiko.Channel, command: str, stdin: Optional[str], timeout: float) -> Result:
     chan.settimeout(timeout)
     chan.exec_command(command)
     if stdin is not None:
@@ -199,6 +204,14 @@ def run(client: paramiko.SSHClient, command: str, stdin: Optional[str] = None, t
 # every step on a host opens a session on it instead of dialing and authenticating again.
 _POOL: dict[tuple, paramiko.SSHClient] = {}
 _POOL_LOCK = threading.Lock()
+# Sessions open at once on one host's connection: below OpenSSH's default MaxSessions (10), which refuses more.
+SESSIONS_PER_HOST = 8
+_SESSIONS: dict[tuple, threading.BoundedSemaphore] = {}
+
+
+def _sessions(conn: Mapping[str, Any]) -> threading.BoundedSemaphore:
+    with _POOL_LOCK:
+        return _SESSIONS.setdefault(_pool_key(conn)[:3], threading.BoundedSemaphore(SESSIONS_PER_HOST))
 
 
 def _pool_key(conn: Mapping[str, Any]) -> tuple:
@@ -222,23 +235,68 @@ def pooled(conn: Mapping[str, Any], dial_timeout: Optional[float] = None) -> par
     return kept
 
 
-def forget(conn: Mapping[str, Any]) -> None:
+def forget(conn: Mapping[str, Any], client: Optional[paramiko.SSHClient] = None) -> None:
+    """Closes the host's pooled connection; with `client`, only if that is still the pooled one (not a connection
+    another thread dialed since)."""
     with _POOL_LOCK:
-        client = _POOL.pop(_pool_key(conn), None)
-    if client is not None:
-        client.close()
+        key = _pool_key(conn)
+        found = _POOL.get(key)
+        if found is not None and client in (None, found):
+            del _POOL[key]
+        else:
+            found = None
+    if found is not None:
+        found.close()
+
+
+def _dead(client: paramiko.SSHClient) -> bool:
+    transport = client.get_transport()
+    return transport is None or not transport.is_active()
+
+
+REFUSED_SESSION_WAIT = 60  # how long a host that refuses one more session (sshd's MaxSessions) is asked again
+
+
+@contextlib.contextmanager
+def channel(conn: Mapping[str, Any], dial_timeout: Optional[float] = None) -> Iterator[paramiko.Channel]:
+    """A session on the host's pooled connection (dialed on first use), at most SESSIONS_PER_HOST open at once.
+    A connection that died since (a host rebooted) is dialed again once; a live one that refuses a session (the
+    host may still count sessions just closed) is asked again for up to REFUSED_SESSION_WAIT seconds. Only a dead
+    connection leaves the pool: the other sessions on a live one go on."""
+    with _sessions(conn):
+        deadline, redialed = time.monotonic() + REFUSED_SESSION_WAIT, False
+        while True:
+            client = pooled(conn, dial_timeout)
+            try:
+                chan = client.get_transport().open_session()  # type: ignore[union-attr]
+                break
+            except (paramiko.SSHException, EOFError, OSError, AttributeError) as e:  # (AttributeError: closed)
+                if not _dead(client) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                forget(conn, client)
+                if redialed:
+                    raise SshError(f"{describe(conn)}: cannot open a session: {e or type(e).__name__}") from None
+                redialed = True
+        try:
+            yield chan
+        except (paramiko.SSHException, EOFError, OSError):
+            if _dead(client):
+                forget(conn, client)
+            raise
+        finally:
+            chan.close()
 
 
 def execute(conn: Mapping[str, Any], command: str, stdin: Optional[str] = None, timeout: float = 1800,
             dial_timeout: Optional[float] = None) -> Result:
-    """Runs one command on the host's pooled connection (made on first use); a connection that died since
-    (a host rebooted) is dialed again once."""
+    """Runs one command in a session of the host's pooled connection (`channel`); a connection that breaks while
+    it runs is dialed again and the command run once more, unless the command timed out."""
     for retry in (False, True):
-        client = pooled(conn, dial_timeout)
         try:
-            return run(client, command, stdin=stdin, timeout=timeout)
+            with channel(conn, dial_timeout) as chan:
+                return _run(chan, command, stdin, timeout)
         except (paramiko.SSHException, EOFError, OSError) as e:
-            forget(conn)
             if retry or isinstance(e, socket.timeout):
                 raise SshError(f"{describe(conn)}: the connection broke: {e or type(e).__name__}") from None
     raise AssertionError("unreachable")

@@ -5,7 +5,9 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
+import time
 from typing import Optional
 
 import pytest
@@ -13,6 +15,7 @@ import yaml
 from pulumi import automation as auto
 
 from components.config import PASSWORDS
+from components.providers.lab import netns_processes
 from components.providers import ssh
 from tests.integration.conftest import stack
 
@@ -167,3 +170,22 @@ def leftovers() -> list[str]:
         if (f"machine=osd-{STACK}-" in cmd or f"/lab/stacks/{STACK}/" in cmd) and alive(int(pid)):
             found.append(f"process {pid} {cmd[:80]}")
     return found
+
+
+def simulate_machine_restart(nodes, env) -> None:
+    """What a restart of this machine takes away from the test lab's `nodes`: every process, namespace, link and
+    mount (the node disks, base image and package cache on disk survive)."""
+    for node in nodes:
+        for pid in netns_processes(f"osd-{STACK}-{node}"):
+            with contextlib.suppress(ProcessLookupError):  # one that ended meanwhile
+                os.kill(pid, signal.SIGKILL)
+    subprocess.run(["pkill", "-KILL", "-f", f"/lab/stacks/{STACK}/package-cache"], check=False)
+    subprocess.run(["pkill", "-KILL", "-f", f"machine=osd-{STACK}-"], check=False)
+    state = os.path.join(env["OSD_CACHE"], "lab", "stacks", STACK)
+    for node in nodes:
+        subprocess.run(["ip", "netns", "del", f"osd-{STACK}-{node}"], check=False)
+        subprocess.run(["umount", "-l", f"{state}/nodes/{node}/root"], check=False)
+    subprocess.run(["ip", "link", "del", BRIDGE], check=False)
+    deadline = time.monotonic() + 30
+    while [x for x in leftovers() if not x.startswith(("veth", "process"))] and time.monotonic() < deadline:
+        time.sleep(0.2)

@@ -24,8 +24,9 @@ from components import render
 from tests.integration import browser
 from tests.integration.conftest import make_project, script_module
 from components.providers import ssh
-from tests.integration.labstack import (ADMIN, AGENTS, NODES, PROVIDER_CIDR, SPARE, STACK, lab_stack, on, plaintext,
-                                       private_key, set_config, stack_secrets)
+from tests.integration.labstack import (ADMIN, AGENTS, LAB, NODES, PROVIDER_CIDR, SPARE, STACK, lab_stack, on,
+                                       plaintext, private_key, set_config, simulate_machine_restart, stack_secrets,
+                                       system_state)
 
 # The install order the preview of a fresh stack must show, as chains of real dependencies (the seeds' order
 # where one step needs another; independent steps, like Nova's db syncs and Keystone's, run side by side).
@@ -803,7 +804,14 @@ def service_units(s) -> dict[str, tuple[str, str]]:
 
 
 def invocation_ids(key, units) -> dict:
-    return {(node, unit): on(node, key, f"systemctl show -p InvocationID --value {unit}") for node, unit in units}
+    """(node, unit) -> the unit's InvocationID (new at each start), one SSH call per node."""
+    found = {}
+    for node in sorted({node for node, _ in units}):
+        names = sorted(unit for n, unit in units if n == node)
+        shown = on(node, key, "for u in " + " ".join(names) + "; do echo \"$u $(systemctl show -p InvocationID --value $u)\"; done")
+        found.update({(node, line.split(" ", 1)[0]): line.split(" ", 1)[1] if " " in line else ""
+                      for line in shown.splitlines()})
+    return found
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: " + ".join(r) if len(r) > 1 else r[0])
@@ -897,6 +905,26 @@ def test_a_changed_host_key_stops_the_run_before_anything_is_sent(cloud):
              for h in json.loads(s.get_config("openstack-deploy:hosts").value)]
     set_config(s, "openstack-deploy:hosts", hosts)  # the operator accepts the new key
     s.up(refresh=True)
+    s.preview(refresh=True, expect_no_changes=True)
+
+
+def test_after_a_machine_restart_up_refresh_brings_the_cloud_back(cloud, env, tmp_path):
+    """Every node down at once, as a restart of this machine leaves them (their disks stay): the two runs of
+    `scripts/lab up --refresh` (the nodes, then everything: Keystone's entities are read through Keystone, which
+    runs on a node) bring the whole cloud back, and nothing else is left to change."""
+    s, _, up, key = cloud
+    hosts = [h["name"] for h in json.loads(s.get_config("openstack-deploy:hosts").value)]
+    on("controller", key, "touch /root/survives-restart")
+    simulate_machine_restart(hosts, env)
+
+    assert s.up(refresh=True, target=LAB).summary.result == "succeeded"
+    s.up(refresh=True)
+    for node in hosts:
+        assert system_state(node, key) == "running", node
+    on("controller", key, "test -e /root/survives-restart")  # the node's disk is the same
+    conn = connect(up, tmp_path)  # and its services answer from here
+    assert conn.image.find_image("openstack-deploy-guest", ignore_missing=False)
+    assert {n.name for n in conn.network.networks()} >= {"provider", "selfservice"}
     s.preview(refresh=True, expect_no_changes=True)
 
 

@@ -1,17 +1,15 @@
-"""The lab with the real engine: nodes come up, reach each other, come back after a kill, and leave nothing."""
+"""The lab with the real engine: nodes come up, reach each other, come back after a kill, and leave nothing. (A
+restart of this machine is test_cloud's, on the deployed cloud.)"""
 
-import contextlib
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
 from components.providers.lab import netns_processes, node_init
 from tests.integration.labstack import (  # noqa: F401 (lab is a fixture)
-    BRIDGE, HOST_PREP, LAB, NODES, STACK, assert_secrets_only_as_ciphertext, lab, leftovers, on, private_key,
-    system_state,
+    HOST_PREP, LAB, NODES, STACK, assert_secrets_only_as_ciphertext, lab, leftovers, on, private_key, system_state,
 )
 
 
@@ -52,44 +50,6 @@ def test_three_up_destroy_cycles_are_clean(lab):
         assert netns_processes(f"osd-{STACK}-controller"), cycle
         lab.destroy()
         assert leftovers() == [], cycle
-
-
-def simulate_machine_restart(lab_state_dir: str) -> None:
-    """What a restart of this machine takes away: every process, namespace, link and mount of the lab
-    (the node disks, base image and package cache on disk survive)."""
-    for node in NODES:
-        for pid in netns_processes(f"osd-{STACK}-{node}"):
-            with contextlib.suppress(ProcessLookupError):  # one that ended meanwhile
-                os.kill(pid, signal.SIGKILL)
-    subprocess.run(["pkill", "-KILL", "-f", f"/lab/stacks/{STACK}/package-cache"], check=False)
-    subprocess.run(["pkill", "-KILL", "-f", f"machine=osd-{STACK}-"], check=False)
-    for node in NODES:
-        subprocess.run(["ip", "netns", "del", f"osd-{STACK}-{node}"], check=False)
-        subprocess.run(["umount", "-l", f"{lab_state_dir}/nodes/{node}/root"], check=False)
-    subprocess.run(["ip", "link", "del", BRIDGE], check=False)
-    deadline = time.monotonic() + 30
-    while [x for x in leftovers() if not x.startswith(("veth", "process"))] and time.monotonic() < deadline:
-        time.sleep(0.2)
-
-
-def test_after_a_machine_restart_up_refresh_brings_the_lab_back(lab, env):
-    lab.up()
-    key = private_key(lab)
-    on("controller", key, "touch /root/survives-restart")
-    lab_state_dir = os.path.join(env.get("OSD_CACHE"), "lab", "stacks", STACK)
-    simulate_machine_restart(lab_state_dir)
-
-    # As `scripts/lab up --refresh` does it: the nodes first (Keystone's entities are read through Keystone,
-    # which runs on a node), then everything.
-    assert lab.up(refresh=True, target=LAB).summary.result == "succeeded"
-    up = lab.up(refresh=True)
-    assert up.summary.result == "succeeded"
-    for node, other in (("controller", "compute1"), ("compute1", "controller")):
-        assert system_state(node, key) == "running"
-        on(node, key, f"ping -c 1 -W 2 {NODES[other]}")
-    on("controller", key, "test -e /root/survives-restart")  # the node's disk is the same
-    on("controller", key, "curl -sf -o /dev/null http://controller:5000/v3/")  # and its services are back
-    lab.preview(expect_no_changes=True)
 
 
 def test_a_wrong_name_mapping_stops_every_install_naming_it_and_etc_hosts_drift_is_repaired(lab):
