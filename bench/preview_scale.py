@@ -40,6 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAM = ("Pulumi.yaml", "__main__.py", "components", "templates")
 TEST_NET = ipaddress.ip_network("192.0.2.0/24")  # TEST-NET-1 (RFC 5737): documentation only, never routed
 PAGE = os.sysconf("SC_PAGE_SIZE")
+PROVIDERS = "components.providers.server"  # the dynamic providers' process runs this module (toolchain/README.md)
 
 # Loaded by every Python process of the run (PYTHONPATH): records each connect() to an address outside this
 # machine, wherever in the program or the providers it comes from, at the moment it is attempted (so an attempt
@@ -147,7 +148,7 @@ def role(pid: int) -> Optional[str]:
         return None
     if any(a.endswith(b"pulumi-language-python-exec") for a in argv):
         return "program"
-    if b"pulumi.dynamic" in argv:
+    if PROVIDERS.encode() in argv:
         return "providers"
     return None
 
@@ -284,7 +285,7 @@ def main() -> None:
                     sys.exit(f"a preview dialed a host (it must not touch any):\n{f.read()}")
         with open(hooked_log) as f:
             hooked = f.read()
-        if "pulumi-language-python-exec" not in hooked or "pulumi.dynamic" not in hooked:
+        if "pulumi-language-python-exec" not in hooked or PROVIDERS not in hooked:
             sys.exit(f"the connection watch was not on in the program and the providers:\n{hooked}")
 
         print(table(rows))
