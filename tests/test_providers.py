@@ -211,3 +211,23 @@ def test_a_changed_release_stops_at_check_naming_the_key():
     assert failure.property == "release" and "\n" not in failure.reason
     assert failure.reason.startswith("openstack-deploy:release: this stack's cloud runs zed; changing it to 2025.1 in "
                                      "place is not supported")
+
+
+def test_the_dynamic_provider_plugin_starts_the_sdks_server_with_more_threads(tmp_path):
+    """toolchain/pulumi-resource-pulumi-python, as the engine starts it (in the project's directory): it answers
+    with the port of the SDK's provider server, its pool widened (components/providers/server.py)."""
+    import os
+    import subprocess
+    from components.providers import server
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PATH=f"{root}/venv/bin:{os.environ['PATH']}")
+    env.pop("PULUMI_RUNTIME_VIRTUALENV", None)
+    plugin = subprocess.Popen([f"{root}/toolchain/pulumi-resource-pulumi-python"], cwd=root, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert plugin.stdout.readline().strip().isdigit()
+        assert open(f"/proc/{plugin.pid}/cmdline").read().split("\0")[-2:] == ["components.providers.server", ""]
+    finally:
+        plugin.kill()
+        plugin.wait()
+    assert server.WORKERS > 4

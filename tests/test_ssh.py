@@ -39,3 +39,73 @@ def test_refused_dial_retries_until_its_deadline_then_names_the_host(private_key
 def test_key_that_is_not_a_key_is_refused_before_dialing():
     with pytest.raises(SshError, match="not an Ed25519, ECDSA or RSA private key"):
         connect({"host": "127.0.0.1", "port": closed_port(), "private_key": "nonsense"}, dial_timeout=1)
+
+
+class FakeChannel:
+    def __init__(self, transport):
+        self.transport = transport
+
+    def close(self):
+        with self.transport.lock:
+            self.transport.open -= 1
+
+
+class FakeTransport:
+    """A live connection that refuses the first `refusals` sessions (as sshd at MaxSessions) and counts the
+    sessions open at once."""
+
+    def __init__(self, refusals=0):
+        import threading
+        self.lock, self.open, self.most, self.refusals = threading.Lock(), 0, 0, refusals
+
+    def is_active(self):
+        return True
+
+    def open_session(self):
+        import paramiko
+        with self.lock:
+            if self.refusals:
+                self.refusals -= 1
+                raise paramiko.ChannelException(1, "Administratively prohibited")
+            self.open += 1
+            self.most = max(self.most, self.open)
+        return FakeChannel(self)
+
+
+class FakeClient:
+    def __init__(self, transport):
+        self.transport, self.closed = transport, False
+
+    def get_transport(self):
+        return self.transport
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_live_connection_that_refuses_a_session_is_asked_again_and_kept(monkeypatch, private_key):
+    from components.providers import ssh
+    client = FakeClient(FakeTransport(refusals=2))
+    monkeypatch.setattr(ssh, "pooled", lambda conn, dial_timeout=None: client)
+    with ssh.channel({"host": "192.0.2.1", "private_key": private_key}) as chan:
+        assert isinstance(chan, FakeChannel)
+    assert not client.closed  # the other sessions on it go on
+
+
+def test_sessions_on_one_host_are_capped_below_sshds_limit(monkeypatch, private_key):
+    import threading
+    from components.providers import ssh
+    transport = FakeTransport()
+    monkeypatch.setattr(ssh, "pooled", lambda conn, dial_timeout=None: FakeClient(transport))
+    conn = {"host": "192.0.2.2", "private_key": private_key}
+
+    def use():
+        with ssh.channel(conn):
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=use) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert transport.most == ssh.SESSIONS_PER_HOST < 10
