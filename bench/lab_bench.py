@@ -12,7 +12,8 @@ Every figure is taken in this run, so that the ratios compare like with like on 
 - preview cost against cloud size: bench/preview_scale.py at 10, 50 and 100 compute hosts (hosts that do not
   exist; nothing is dialled), time and peak memory of the program, and whether they grow linearly.
 
-It prints one table (and `--json FILE` writes it). The lab is left down (the base image and package cache kept).
+It prints one table (and `--json FILE` writes it) and draws the deploy's timeline (scripts/timeline.py). The lab is
+left down (the base image and package cache kept).
 The floor dials the lab's new nodes without the host keys the deploy pinned (they are new nodes with new keys).
 """
 
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -36,13 +38,14 @@ LAB_TARGETS = ["**lab-**", "**::lab", "**::cloud", "**cloud-passwords**", "**::c
 LOGS = os.path.join(tempfile.gettempdir(), "osd-bench")
 
 
-def run(name: str, *argv: str) -> float:
+def run(name: str, *argv: str, env: Optional[dict] = None) -> float:
     """Wall seconds of one command (its output in LOGS/NAME.log); a failure ends the bench naming the log."""
     os.makedirs(LOGS, exist_ok=True)
     log = os.path.join(LOGS, f"{name}.log")
     started = time.monotonic()
     with open(log, "w") as f:
-        status = subprocess.run(argv, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+        status = subprocess.run(argv, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, **(env or {}))).returncode
     seconds = time.monotonic() - started
     if status != 0:
         sys.exit(f"bench: {name} failed (exit {status}); see {log}")
@@ -123,6 +126,8 @@ def main() -> None:
     parser.add_argument("--no-serial", action="store_true", help="leave out the --parallel 1 deploy")
     parser.add_argument("--hosts", default="10,50,100", help="preview-scale's compute host counts (%(default)s)")
     parser.add_argument("--json", help="also write the table's figures to this file")
+    parser.add_argument("--timeline", default=os.path.join(LOGS, "deploy-timeline.png"),
+                        help="the deploy's timeline picture (default %(default)s)")
     args = parser.parse_args()
     os.environ.setdefault("PULUMI_CONFIG_PASSPHRASE", "openstack-lab")  # the lab's own (scripts/lab)
 
@@ -130,7 +135,14 @@ def main() -> None:
     if args.cold:
         lab("purge", "purge")
     bare_nodes("bare-nodes")
-    deploy = lab("deploy", "up")
+    events = os.path.join(LOGS, "deploy.events.jsonl")
+    if os.path.exists(events):
+        os.remove(events)
+    # (as `scripts/lab up --timeline`, but the picture is drawn after the deploy's time is taken)
+    deploy = run("deploy", os.path.join(ROOT, "scripts", "pulumi"), "up", "--stack", "lab", "--yes", "--skip-preview",
+                 "--event-log", events, env={"PULUMI_DEBUG_COMMANDS": "true"})
+    run("timeline", os.path.join(ROOT, "scripts", "timeline"), "--stack", "lab", "--event-log", events,
+        "--out", args.timeline)
     noop = lab("no-op-up", "up", "--expect-no-changes")
     preview = lab("preview", "preview", "--expect-no-changes")
     refresh = lab("preview-refresh", "preview", "--refresh", "--expect-no-changes")
@@ -171,6 +183,7 @@ def main() -> None:
                         f"{row['seconds'] / first['seconds']:.2f} x time, {row['program_mib'] / first['program_mib']:.2f} "
                         f"x memory, {row['resources'] / first['resources']:.2f} x resources of {first['hosts']} hosts"))
     print(table(figures))
+    print(f"\nthe deploy's timeline: {args.timeline}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump([{"figure": w, "value": v, "ratio": r} for w, v, r in figures], f, indent=1)
