@@ -61,22 +61,34 @@ def bare_nodes(name: str) -> float:
     return lab(name, "up", *[a for glob in LAB_TARGETS for a in ("--target", glob)])
 
 
-def package_sets() -> list[tuple[dict, str, str]]:
-    """(connection without its pinned key, install command, what) of every package set in the lab's state."""
+def _state() -> list[dict]:
     exported = subprocess.run([os.path.join(ROOT, "scripts", "pulumi"), "stack", "export", "--stack", "lab",
                                "--show-secrets"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return json.loads(exported)["deployment"]["resources"]
+
+
+def _plain(value):
+    return json.loads(value["plaintext"]) if isinstance(value, dict) and "plaintext" in value else value
+
+
+def package_sets() -> list[tuple[dict, str, str]]:
+    """(connection without its pinned key, install command, what) of every package set in the lab's state."""
     found = []
-    for r in json.loads(exported)["deployment"]["resources"]:
+    for r in _state():
         if r["type"] == "pulumi-python:dynamic/remote:Packages":
             outs = r["outputs"]
-            conn = outs["connection"]
-            conn = json.loads(conn["plaintext"]) if isinstance(conn, dict) and "plaintext" in conn else conn
-            conn = {k: v for k, v in conn.items() if k != "host_key"}
+            conn = {k: v for k, v in _plain(outs["connection"]).items() if k != "host_key"}
             names = " ".join(outs["packages"])
             found.append((conn, outs["install"].format(packages=names), r["urn"].rsplit("::", 1)[1]))
     if not found:
         sys.exit("bench: the deployed lab's state has no package set")
     return found
+
+
+def with_new_nodes_key(sets: list[tuple[dict, str, str]]) -> list[tuple[dict, str, str]]:
+    """The package sets with the lab's current SSH key (the nodes made again have a new one)."""
+    key = next(_plain(r["outputs"]["private_key"]) for r in _state() if r["urn"].endswith("::lab-ssh-key"))
+    return [(dict(conn, private_key=key), script, what) for conn, script, what in sets]
 
 
 def floor(sets: list[tuple[dict, str, str]]) -> float:
@@ -150,7 +162,7 @@ def main() -> None:
     destroy = lab("destroy", "destroy")
 
     bare_nodes("bare-nodes-floor")
-    package_floor = floor(sets)
+    package_floor = floor(with_new_nodes_key(sets))
     lab("destroy-floor", "destroy")
 
     serial = None
