@@ -34,7 +34,6 @@ sys.path.insert(0, ROOT)
 
 from components.providers import remote  # noqa: E402
 
-LAB_TARGETS = ["**lab-**", "**::lab", "**::cloud", "**cloud-passwords**", "**::cloud-release"]  # as scripts/lab
 LOGS = os.path.join(tempfile.gettempdir(), "osd-bench")
 
 
@@ -58,7 +57,7 @@ def lab(name: str, *args: str) -> float:
 
 
 def bare_nodes(name: str) -> float:
-    return lab(name, "up", *[a for glob in LAB_TARGETS for a in ("--target", glob)])
+    return lab(name, "nodes")
 
 
 def _state() -> list[dict]:

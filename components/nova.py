@@ -68,7 +68,6 @@ CELL_URLS_TEMPLATED = (
 )
 
 
-
 def in_nova_api(query: str, value: str) -> str:
     """A check that `query` on the nova_api database returns `value` (run as root where MariaDB runs)."""
     return f"mariadb -N -B nova_api -e {shlex.quote(query)} | grep -qxF {shlex.quote(value)}"
@@ -98,14 +97,11 @@ class Nova(ServiceComponent):
         # The seeds' order: api_db sync, map_cell0, create_cell cell1, db sync, then list_cells shows both.
         cells = "nova-manage cell_v2 list_cells"
         api_db = self.run_as("api-db-sync", "nova", "nova-manage api_db sync", after=[conf])
-        # (checked in nova_api's tables, as root on the database host: nova-manage starts in seconds, a query in ms)
-        cell0 = RemoteCommand(f"{self.prefix}-cell0", connection=host.connection,
-                              create=as_user("nova", "nova-manage cell_v2 map_cell0"),
-                              check=in_nova_api("SELECT name FROM cell_mappings", "cell0"), opts=self.after(api_db))
-        cell1 = RemoteCommand(
-            f"{self.prefix}-cell1", connection=host.connection,
-            create=as_user("nova", f"sh -c '{cells} | grep -qw cell1 || nova-manage cell_v2 create_cell --name=cell1 --verbose'"),
-            check=in_nova_api("SELECT name FROM cell_mappings", "cell1"), opts=self.after(cell0))
+        cell0 = self.run_as("cell0", "nova", "nova-manage cell_v2 map_cell0",
+                            check=in_nova_api("SELECT name FROM cell_mappings", "cell0"), after=[api_db])
+        cell1 = self.run_as("cell1", "nova",
+                            f"sh -c '{cells} | grep -qw cell1 || nova-manage cell_v2 create_cell --name=cell1 --verbose'",
+                            check=in_nova_api("SELECT name FROM cell_mappings", "cell1"), after=[cell0])
         # The mappings keep the URLs of the day they were made, credentials included: as templates, which Nova
         # fills from nova.conf where it uses them, a rotated RabbitMQ or database password needs no cell update.
         templated = RemoteCommand(f"{self.prefix}-cell-urls", connection=host.connection,

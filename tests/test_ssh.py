@@ -1,10 +1,13 @@
 """SSH dialing: retries are bounded in time and failures name the host, never the key."""
 
 import socket
+import threading
 import time
 
+import paramiko
 import pytest
 
+from components.providers import ssh
 from components.providers.generated import _SshKeyProvider
 from components.providers.ssh import SshError, connect
 
@@ -55,14 +58,12 @@ class FakeTransport:
     sessions open at once."""
 
     def __init__(self, refusals=0):
-        import threading
         self.lock, self.open, self.most, self.refusals = threading.Lock(), 0, 0, refusals
 
     def is_active(self):
         return True
 
     def open_session(self):
-        import paramiko
         with self.lock:
             if self.refusals:
                 self.refusals -= 1
@@ -84,7 +85,6 @@ class FakeClient:
 
 
 def test_a_live_connection_that_refuses_a_session_is_asked_again_and_kept(monkeypatch, private_key):
-    from components.providers import ssh
     client = FakeClient(FakeTransport(refusals=2))
     monkeypatch.setattr(ssh, "pooled", lambda conn, dial_timeout=None: client)
     with ssh.channel({"host": "192.0.2.1", "private_key": private_key}) as chan:
@@ -93,8 +93,6 @@ def test_a_live_connection_that_refuses_a_session_is_asked_again_and_kept(monkey
 
 
 def test_sessions_on_one_host_are_capped_below_sshds_limit(monkeypatch, private_key):
-    import threading
-    from components.providers import ssh
     transport = FakeTransport()
     monkeypatch.setattr(ssh, "pooled", lambda conn, dial_timeout=None: FakeClient(transport))
     conn = {"host": "192.0.2.2", "private_key": private_key}
